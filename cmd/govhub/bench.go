@@ -1,0 +1,242 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/govhub/govhub/internal/sqldb"
+	"github.com/govhub/govhub/mailcore"
+	"github.com/govhub/govhub/mailcore/volume"
+	"github.com/spf13/cobra"
+)
+
+func benchCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure govhub on this machine (store)",
+	}
+	cmd.AddCommand(benchStoreCmd())
+	return cmd
+}
+
+// storeBenchResult is what `govhub bench store --json` prints.
+type storeBenchResult struct {
+	Messages            int     `json:"messages"`
+	Recipients          int     `json:"recipients"`
+	Size                int     `json:"size"`
+	Concurrency         int     `json:"concurrency"`
+	Database            string  `json:"database"`
+	Seconds             float64 `json:"seconds"`
+	MessagesPerSec      float64 `json:"messages_per_sec"`
+	DeliveriesPerSec    float64 `json:"deliveries_per_sec"`
+	DiskBytesPerMessage float64 `json:"disk_bytes_per_message"`
+	DiskBytesPerDeliv   float64 `json:"disk_bytes_per_delivery"`
+	DBBytesPerDelivery  float64 `json:"db_bytes_per_delivery"`
+	DataDirGrowth       int64   `json:"data_dir_growth_bytes"`
+	DataDir             string  `json:"data_dir"`
+}
+
+func benchStoreCmd() *cobra.Command {
+	var messages, recipients, size, conc, accounts int
+	var asJSON, keep bool
+	var dir, dbURL string
+	cmd := &cobra.Command{
+		Use:   "store",
+		Short: "Deliver generated messages through the durable store path and report rates and space",
+		Long: `Deliver --messages distinct generated messages of --size bytes, each to
+--recipients accounts, from --concurrency goroutines, through the same
+durable path SMTP uses (body fsynced, rows committed) and report
+messages/s, deliveries/s (messages x recipients), bytes on disk per message
+and per delivery, database bytes per delivery, and the data directory used.
+Account creation is not timed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if messages < 1 || recipients < 1 || size < 64 || conc < 1 {
+				return fmt.Errorf("need --messages, --recipients, --concurrency >= 1 and --size >= 64")
+			}
+			if accounts < recipients {
+				accounts = max(recipients, 100)
+			}
+			if dir == "" {
+				d, err := os.MkdirTemp("", "govhub-bench-")
+				if err != nil {
+					return err
+				}
+				dir = d
+			}
+			if !keep {
+				defer os.RemoveAll(dir)
+			}
+			if dbURL == "" {
+				dbURL = filepath.Join(dir, "govhub.db")
+			}
+			db, err := sqldb.Open(ctx, dbURL, sqldb.Options{})
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if _, err := db.Migrate(ctx, nil); err != nil {
+				return err
+			}
+			vs, err := volume.Open(volume.Options{Dir: filepath.Join(dir, "volumes")})
+			if err != nil {
+				return err
+			}
+			defer vs.Close()
+			st, err := mailcore.Open(mailcore.Options{DB: db, Blobs: vs, DefaultQuota: -1})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			// Accounts, untimed.
+			var nas []mailcore.NewAccount
+			run := time.Now().UnixNano()
+			for i := 0; i < accounts; i++ {
+				nas = append(nas, mailcore.NewAccount{Address: fmt.Sprintf("u%d-%d@bench.example", i, run), QuotaBytes: -1})
+			}
+			for start := 0; start < len(nas); start += 5000 {
+				if _, err := st.ImportAccounts(ctx, nas[start:min(start+5000, len(nas))], mailcore.ImportOptions{}); err != nil {
+					return err
+				}
+			}
+			rcpts := make([]mailcore.Recipient, accounts)
+			for i, na := range nas {
+				_, r, err := st.ResolveRecipient(ctx, na.Address)
+				if err != nil {
+					return err
+				}
+				rcpts[i] = r
+			}
+			db.Checkpoint(ctx)
+			dbBefore, _ := db.Size(ctx)
+			dirBefore := dirSize(dir)
+
+			var next atomic.Int64
+			var failed atomic.Int64
+			var wg sync.WaitGroup
+			start := time.Now()
+			errc := make(chan error, conc)
+			for w := 0; w < conc; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := int(next.Add(1)) - 1
+						if i >= messages {
+							return
+						}
+						raw := benchMessage(i, size)
+						to := make([]mailcore.Recipient, recipients)
+						for j := range to {
+							to[j] = rcpts[(i*recipients+j)%accounts]
+						}
+						res, err := st.Deliver(ctx, raw, to, mailcore.DeliverOptions{})
+						if err != nil {
+							errc <- err
+							return
+						}
+						for _, r := range res {
+							if r.Err != nil {
+								failed.Add(1)
+							}
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			close(errc)
+			if err := <-errc; err != nil {
+				return err
+			}
+			if n := failed.Load(); n > 0 {
+				return fmt.Errorf("%d deliveries failed", n)
+			}
+			db.Checkpoint(ctx)
+			dbAfter, _ := db.Size(ctx)
+			st.Close()
+			vs.Close()
+			growth := dirSize(dir) - dirBefore
+			if sqldb.IsPostgresURL(dbURL) {
+				growth += dbAfter - dbBefore
+			}
+			deliveries := float64(messages * recipients)
+			res := storeBenchResult{
+				Messages: messages, Recipients: recipients, Size: size, Concurrency: conc,
+				Database: string(db.Dialect), Seconds: elapsed.Seconds(),
+				MessagesPerSec:      float64(messages) / elapsed.Seconds(),
+				DeliveriesPerSec:    deliveries / elapsed.Seconds(),
+				DiskBytesPerMessage: float64(growth) / float64(messages),
+				DiskBytesPerDeliv:   float64(growth) / deliveries,
+				DBBytesPerDelivery:  float64(dbAfter-dbBefore) / deliveries,
+				DataDirGrowth:       growth,
+				DataDir:             dir,
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			fmt.Fprintf(out, "%d messages x %d recipients, %d bytes, %d concurrent, %s\n", messages, recipients, size, conc, res.Database)
+			fmt.Fprintf(out, "  %.3f s: %.0f messages/s, %.0f deliveries/s\n", res.Seconds, res.MessagesPerSec, res.DeliveriesPerSec)
+			fmt.Fprintf(out, "  disk: %.0f bytes/message, %.0f bytes/delivery (data dir grew %d bytes); database %.0f bytes/delivery\n",
+				res.DiskBytesPerMessage, res.DiskBytesPerDeliv, growth, res.DBBytesPerDelivery)
+			fmt.Fprintf(out, "  data dir: %s (kept: %v)\n", dir, keep)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&messages, "messages", 10000, "messages to deliver")
+	f.IntVar(&recipients, "recipients", 1, "recipients per message")
+	f.IntVar(&size, "size", 10240, "bytes per message")
+	f.IntVar(&conc, "concurrency", 20, "concurrent deliverers")
+	f.IntVar(&accounts, "accounts", 0, "accounts to spread deliveries over (default max(recipients, 100))")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.BoolVar(&keep, "keep", false, "keep the data directory")
+	f.StringVar(&dir, "dir", "", "data directory to use (default a new temporary one)")
+	f.StringVar(&dbURL, "database", "", "database URL (default SQLite in the data directory)")
+	return cmd
+}
+
+// benchMessage makes a distinct message of exactly size bytes.
+func benchMessage(i, size int) []byte {
+	hdr := fmt.Sprintf("From: Bench <bench@bench.example>\r\nTo: staff@bench.example\r\nSubject: benchmark message %d\r\nMessage-ID: <%d.%d@bench.example>\r\nDate: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n",
+		i, i, time.Now().UnixNano(), time.Now().Format(time.RFC1123Z))
+	body := make([]byte, max(size-len(hdr), 2))
+	rnd := make([]byte, len(body))
+	rand.Read(rnd)
+	enc := base64.StdEncoding.EncodeToString(rnd)
+	for j := range body {
+		if j%78 == 76 {
+			body[j] = '\r'
+		} else if j%78 == 77 {
+			body[j] = '\n'
+		} else {
+			body[j] = enc[j%len(enc)]
+		}
+	}
+	return append([]byte(hdr), body...)[:max(size, len(hdr)+2)]
+}
+
+func dirSize(dir string) int64 {
+	var total int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				total += fi.Size()
+			}
+		}
+		return nil
+	})
+	return total
+}

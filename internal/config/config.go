@@ -1,0 +1,268 @@
+// Package config loads govhub's one YAML configuration file into documented
+// structs. Every field has a default that works on one machine, so no file
+// at all is a valid configuration; secrets may come from the environment or
+// from files so they need not sit in the YAML. It owns decoding, defaults,
+// environment overrides and validation, not what the settings mean.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole file. The yaml tags are the file's keys; the doc
+// comment of each field is its documentation (docs/config.md repeats it).
+type Config struct {
+	// DataDir holds the SQLite file, the volume files, generated keys and
+	// certificates. Default ./govhub-data; the --data flag overrides it.
+	DataDir string `yaml:"data_dir"`
+	// Hostname is the name govhub gives itself in SMTP greetings and
+	// Received: headers. Default: the machine's host name.
+	Hostname string   `yaml:"hostname"`
+	Database Database `yaml:"database"`
+	Store    Store    `yaml:"store"`
+	Log      Log      `yaml:"log"`
+	HTTP     HTTP     `yaml:"http"`
+}
+
+// Database selects the metadata database.
+type Database struct {
+	// URL: empty for the embedded SQLite file <data_dir>/govhub.db; a path
+	// or sqlite:PATH for another SQLite file; postgres://user@host/db for
+	// PostgreSQL. Environment override: GOVHUB_DATABASE_URL.
+	URL string `yaml:"url"`
+	// URLFile reads the URL from a file (for a URL carrying a password).
+	URLFile string `yaml:"url_file"`
+	// MaxOpenConns bounds the connection pool; 0 picks 8 (SQLite) or 16.
+	MaxOpenConns int `yaml:"max_open_conns"`
+}
+
+// Store tunes the mail store.
+type Store struct {
+	// Blobs selects where bodies live: "local" (packed volumes under
+	// <data_dir>/volumes). Default local.
+	Blobs string `yaml:"blobs"`
+	// VolumeSize seals a volume file at this size. Default 1GiB.
+	VolumeSize ByteSize `yaml:"volume_size"`
+	// DefaultQuota for accounts created without one. Default 1GiB.
+	DefaultQuota ByteSize `yaml:"default_quota"`
+	// MaxMessageSize bounds one message. Default 50MiB.
+	MaxMessageSize ByteSize `yaml:"max_message_size"`
+	// DeadGrace: a body without references is kept this long before it is
+	// purged (undo window for expunge races, backups). Default 1h.
+	DeadGrace Duration `yaml:"dead_grace"`
+	// CompactEvery: how often the maintenance module purges dead bodies and
+	// compacts volumes. Default 1h.
+	CompactEvery Duration `yaml:"compact_every"`
+	// CompactDeadFraction: rewrite a sealed volume once this fraction of it
+	// is dead. Default 0.3.
+	CompactDeadFraction float64 `yaml:"compact_dead_fraction"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level: debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format: text or json. Default text.
+	Format string `yaml:"format"`
+}
+
+// HTTP configures the http module's listener.
+type HTTP struct {
+	// Listen address. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+}
+
+// Default returns the configuration used when no file is given.
+func Default() Config {
+	return Config{
+		DataDir: "./govhub-data",
+		Store: Store{
+			Blobs:               "local",
+			VolumeSize:          1 << 30,
+			DefaultQuota:        1 << 30,
+			MaxMessageSize:      50 << 20,
+			DeadGrace:           Duration(time.Hour),
+			CompactEvery:        Duration(time.Hour),
+			CompactDeadFraction: 0.3,
+		},
+		Log:  Log{Level: "info", Format: "text"},
+		HTTP: HTTP{Listen: "127.0.0.1:8080"},
+	}
+}
+
+// Load reads path (or only defaults when path is ""), applies environment
+// overrides and validates. Unknown keys are errors, so a typo is caught.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return c, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	if err := c.applyEnv(); err != nil {
+		return c, err
+	}
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+		if c.Hostname == "" {
+			c.Hostname = "localhost"
+		}
+	}
+	return c, c.Validate()
+}
+
+// applyEnv lets secrets and deployment specifics come from the environment.
+func (c *Config) applyEnv() error {
+	if v := os.Getenv("GOVHUB_DATA"); v != "" {
+		c.DataDir = v
+	}
+	if v := os.Getenv("GOVHUB_DATABASE_URL"); v != "" {
+		c.Database.URL = v
+	}
+	if v := os.Getenv("GOVHUB_DATABASE_URL_FILE"); v != "" {
+		c.Database.URLFile = v
+	}
+	if c.Database.URLFile != "" {
+		raw, err := os.ReadFile(c.Database.URLFile)
+		if err != nil {
+			return fmt.Errorf("config: database.url_file: %w", err)
+		}
+		c.Database.URL = strings.TrimSpace(string(raw))
+	}
+	return nil
+}
+
+// Validate reports the first setting that cannot work, naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir: must not be empty"))
+	}
+	if c.Store.Blobs != "local" {
+		errs = append(errs, fmt.Errorf("store.blobs: %q is not a known blob store (known: local)", c.Store.Blobs))
+	}
+	if c.Store.VolumeSize < 1<<20 {
+		errs = append(errs, fmt.Errorf("store.volume_size: %d is below 1MiB", c.Store.VolumeSize))
+	}
+	if c.Store.DefaultQuota < 0 {
+		errs = append(errs, errors.New("store.default_quota: must not be negative"))
+	}
+	if c.Store.MaxMessageSize < 1<<10 || c.Store.MaxMessageSize > 1<<30 {
+		errs = append(errs, fmt.Errorf("store.max_message_size: %d is outside 1KiB..1GiB", c.Store.MaxMessageSize))
+	}
+	if c.Store.CompactDeadFraction <= 0 || c.Store.CompactDeadFraction >= 1 {
+		errs = append(errs, fmt.Errorf("store.compact_dead_fraction: %v must be between 0 and 1", c.Store.CompactDeadFraction))
+	}
+	if c.Store.CompactEvery < Duration(time.Minute) {
+		errs = append(errs, errors.New("store.compact_every: must be at least 1m"))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// DatabaseURL is the URL to open: the configured one or the embedded
+// SQLite file in the data directory.
+func (c Config) DatabaseURL() string {
+	if c.Database.URL != "" {
+		return c.Database.URL
+	}
+	return filepath.Join(c.DataDir, "govhub.db")
+}
+
+// VolumeDir is where the local blob store keeps its files.
+func (c Config) VolumeDir() string { return filepath.Join(c.DataDir, "volumes") }
+
+// ByteSize is a size in bytes written as 1048576, "512KiB", "50MiB", "1GiB"
+// (also KB/MB/GB as powers of 1000).
+type ByteSize int64
+
+// UnmarshalYAML parses sizes with units.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+// MarshalYAML writes the size back with the largest exact binary unit.
+func (b ByteSize) MarshalYAML() (any, error) { return b.String(), nil }
+
+func (b ByteSize) String() string {
+	for _, u := range []struct {
+		s string
+		n int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && int64(b)%u.n == 0 {
+			return strconv.FormatInt(int64(b)/u.n, 10) + u.s
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+// ParseByteSize parses "50MiB", "1GiB", "1000", "10KB".
+func ParseByteSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		s string
+		n int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.s) {
+			mult = u.n
+			s = strings.TrimSpace(strings.TrimSuffix(s, u.s))
+			break
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || v > (1<<62)/mult {
+		return 0, fmt.Errorf("bad size %q (write e.g. 50MiB or 1GiB)", s)
+	}
+	return v * mult, nil
+}
+
+// Duration is a time.Duration written as "90s", "5m", "1h".
+type Duration time.Duration
+
+// UnmarshalYAML parses Go duration syntax.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: bad duration %q (write e.g. 90s, 5m, 1h)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes Go duration syntax.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
