@@ -116,8 +116,12 @@ func crashChild(mode, dir, startS string) error {
 			for _, u := range gone {
 				fmt.Fprintf(out, "DEL %d\n", u)
 			}
-			if _, _, err := e.store.Compact(ctx, 0, mailcore.CompactOptions{DeadFraction: 0.2}); err != nil {
+			_, st, err := e.store.Compact(ctx, 0, mailcore.CompactOptions{DeadFraction: 0.2})
+			if err != nil {
 				return err
+			}
+			if st.VolumesRewritten > 0 {
+				fmt.Fprintf(out, "COMPACTED %d\n", st.VolumesRewritten)
 			}
 		}
 	}
@@ -138,6 +142,7 @@ func runCrash(t *testing.T, mode string, kills int) {
 	}
 	e.close()
 	acked := map[uint32]int{} // uid -> message index
+	compactions := 0
 	next := 0
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for k := 0; k < kills; k++ {
@@ -169,7 +174,7 @@ func runCrash(t *testing.T, mode string, kills int) {
 					break collect
 				}
 				got++
-				apply(t, l, acked, &next)
+				apply(t, l, acked, &next, &compactions)
 			case <-timer:
 				cmd.Process.Signal(syscall.SIGKILL)
 				timer = nil
@@ -210,11 +215,18 @@ func runCrash(t *testing.T, mode string, kills int) {
 	if len(acked) == 0 {
 		t.Fatal("no delivery was ever acknowledged: the test proved nothing")
 	}
+	if mode == "compact" && compactions == 0 {
+		t.Fatal("no volume was ever rewritten: the compaction crash test proved nothing")
+	}
+	t.Logf("%d volumes rewritten across the runs", compactions)
 }
 
-func apply(t *testing.T, l string, acked map[uint32]int, next *int) {
+func apply(t *testing.T, l string, acked map[uint32]int, next *int, compactions *int) {
 	f := strings.Fields(l)
 	switch {
+	case len(f) == 2 && f[0] == "COMPACTED":
+		n, _ := strconv.Atoi(f[1])
+		*compactions += n
 	case len(f) == 3 && f[0] == "ACK":
 		i, _ := strconv.Atoi(f[1])
 		uid, _ := strconv.Atoi(f[2])

@@ -302,7 +302,11 @@ func (s *Store) applyDelivery(ctx context.Context, tx *sqlx.Tx, d *delivery) err
 		if err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, s.db.Rebind(q), args...)
+		st, err := s.stmt(ctx, tx, s.db.Rebind(q))
+		if err != nil {
+			return err
+		}
+		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
 			return fmt.Errorf("allocate uids: %w", err)
 		}
@@ -349,8 +353,12 @@ func (s *Store) applyDelivery(ctx context.Context, tx *sqlx.Tx, d *delivery) err
 			if err != nil {
 				return err
 			}
+			st, err := s.stmt(ctx, tx, s.db.Rebind(q))
+			if err != nil {
+				return err
+			}
 			var ok []int64
-			if err := tx.SelectContext(ctx, &ok, s.db.Rebind(q), args...); err != nil {
+			if err := st.SelectContext(ctx, &ok, args...); err != nil {
 				return fmt.Errorf("charge quota: %w", err)
 			}
 			for _, id := range ok {
@@ -380,10 +388,14 @@ func (s *Store) applyDelivery(ctx context.Context, tx *sqlx.Tx, d *delivery) err
 		ID   int64 `db:"id"`
 		Refs int64 `db:"refs"`
 	}
-	err := tx.GetContext(ctx, &blob, s.db.Rebind(`INSERT INTO blobs (sha, size, refs, state, dead_at, created_at) VALUES (?, ?, ?, 0, ?, ?)
+	blobStmt, err := s.stmt(ctx, tx, s.db.Rebind(`INSERT INTO blobs (sha, size, refs, state, dead_at, created_at) VALUES (?, ?, ?, 0, ?, ?)
 		ON CONFLICT (sha) DO UPDATE SET refs = blobs.refs + excluded.refs,
 			dead_at = CASE WHEN blobs.refs + excluded.refs > 0 THEN NULL ELSE blobs.dead_at END
-		WHERE blobs.state = 0 RETURNING id, refs`), d.id[:], d.size, len(okIdx), deadAt, now)
+		WHERE blobs.state = 0 RETURNING id, refs`))
+	if err != nil {
+		return err
+	}
+	err = blobStmt.GetContext(ctx, &blob, d.id[:], d.size, len(okIdx), deadAt, now)
 	if err != nil {
 		if isNoRows(err) {
 			return errBlobPurging
@@ -425,7 +437,7 @@ func (s *Store) applyDelivery(ctx context.Context, tx *sqlx.Tx, d *delivery) err
 			args = append(args, res.MailboxID, res.UID, res.ModSeq, blobRow, r.flags, r.keywords, r.internalDate, d.size, r.sentDate,
 				r.from, r.to, r.cc, r.replyTo, r.subject, r.messageID, r.inReplyTo, r.refs, r.threadID, r.preview)
 		}
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(sb.String()), args...); err != nil {
+		if err := s.execCached(ctx, tx, sb.String(), args); err != nil {
 			return fmt.Errorf("insert messages: %w", err)
 		}
 		sb.Reset()
@@ -439,18 +451,34 @@ func (s *Store) applyDelivery(ctx context.Context, tx *sqlx.Tx, d *delivery) err
 			sb.WriteString(`(?, ?, ?, ?, ?)`)
 			args = append(args, EventDelivered, res.AccountID, res.MailboxID, res.UID, now)
 		}
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(sb.String()), args...); err != nil {
+		if err := s.execCached(ctx, tx, sb.String(), args); err != nil {
 			return fmt.Errorf("insert outbox: %w", err)
 		}
 	}
 	return nil
 }
 
+// EventKind is the kind of an outbox event, stored as a small integer.
+type EventKind int
+
 // Outbox event kinds.
 const (
-	EventDelivered = "delivered"
-	EventExpunged  = "expunged"
+	EventDelivered EventKind = 1
+	EventExpunged  EventKind = 2
 )
+
+func (k EventKind) String() string {
+	switch k {
+	case EventDelivered:
+		return "delivered"
+	case EventExpunged:
+		return "expunged"
+	}
+	return fmt.Sprintf("event(%d)", int(k))
+}
+
+// MarshalText makes events read well in JSON.
+func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
 func isNoRows(err error) bool {
 	return errors.Is(err, errNoRows)

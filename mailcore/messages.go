@@ -412,12 +412,12 @@ func chunks[T any](xs []T, n int) [][]T {
 
 // Event is one outbox row.
 type Event struct {
-	ID        int64  `db:"id" json:"id"`
-	Kind      string `db:"kind" json:"kind"`
-	AccountID int64  `db:"account_id" json:"account_id"`
-	MailboxID int64  `db:"mailbox_id" json:"mailbox_id"`
-	UID       uint32 `db:"uid" json:"uid"`
-	CreatedAt int64  `db:"created_at" json:"created_at"`
+	ID        int64     `db:"id" json:"id"`
+	Kind      EventKind `db:"kind" json:"kind"`
+	AccountID int64     `db:"account_id" json:"account_id"`
+	MailboxID int64     `db:"mailbox_id" json:"mailbox_id"`
+	UID       uint32    `db:"uid" json:"uid"`
+	CreatedAt int64     `db:"created_at" json:"created_at"`
 }
 
 // Events returns outbox rows with id > after, oldest first.

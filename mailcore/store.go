@@ -40,6 +40,7 @@ type Store struct {
 	maxSize  int64
 	maxBatch int
 
+	stmts     stmtCache
 	commits   chan *commitReq
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -89,6 +90,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		s.wg.Wait()
+		s.stmts.close()
 	})
 	return nil
 }

@@ -48,6 +48,7 @@ func newLogger(cfg config.Config) *slog.Logger {
 type openOptions struct {
 	readOnlyBlobs bool // fsck while a server runs
 	recover       bool // finish interrupted purges, sweep orphans
+	verbose       bool // log at the configured level; else warnings only (one-shot commands)
 }
 
 // blobStores maps store.blobs to a constructor: the explicit wiring of
@@ -55,7 +56,10 @@ type openOptions struct {
 var blobStores = map[string]func(cfg config.Config, log *slog.Logger, readOnly bool) (mailcore.BlobStore, *volume.Store, error){
 	"local": func(cfg config.Config, log *slog.Logger, readOnly bool) (mailcore.BlobStore, *volume.Store, error) {
 		v, err := volume.Open(volume.Options{Dir: cfg.VolumeDir(), VolumeSize: int64(cfg.Store.VolumeSize), ReadOnly: readOnly, Logger: log})
-		return v, v, err
+		if err != nil {
+			return nil, nil, err // not a typed nil in the interface
+		}
+		return v, v, nil
 	},
 }
 
@@ -65,6 +69,9 @@ func (g *globals) openApp(ctx context.Context, o openOptions) (*app, error) {
 	cfg, err := g.loadConfig()
 	if err != nil {
 		return nil, err
+	}
+	if !o.verbose && cfg.Log.Level != "debug" {
+		cfg.Log.Level = "warn"
 	}
 	a := &app{cfg: cfg, log: newLogger(cfg)}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {

@@ -34,7 +34,7 @@ committed) and then starts the modules.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			a, err := g.openApp(ctx, openOptions{recover: true})
+			a, err := g.openApp(ctx, openOptions{recover: true, verbose: true})
 			if err != nil {
 				return err
 			}

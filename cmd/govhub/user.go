@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -181,6 +182,7 @@ imported; the exit status is 1 if any row failed.`,
 				bar.Finish()
 				fmt.Fprintln(cmd.ErrOrStderr())
 			}
+			sort.SliceStable(bad, func(i, j int) bool { return lineOf(bad[i]) < lineOf(bad[j]) })
 			for _, b := range bad {
 				fmt.Fprintln(cmd.ErrOrStderr(), b)
 			}
@@ -193,6 +195,13 @@ imported; the exit status is 1 if any row failed.`,
 	}
 	cmd.Flags().BoolVar(&update, "update", false, "update name, password and quota of accounts that exist instead of failing them")
 	return cmd
+}
+
+// lineOf reads the number of a "line N: ..." message, to report in file order.
+func lineOf(msg string) int {
+	var n int
+	fmt.Sscanf(msg, "line %d:", &n)
+	return n
 }
 
 type csvAccount struct {
@@ -241,8 +250,10 @@ func readAccountsCSV(in io.Reader) ([]csvAccount, []string, error) {
 		switch {
 		case pw == "":
 		case passhash.IsHash(pw):
-			if name, ok := passhash.Scheme(pw); !ok {
-				bad = append(bad, fmt.Sprintf("line %d: %s: unsupported password hash scheme %s", line, row.na.Address, name))
+			// Checked now (cheaply, without hashing) so a weak or malformed
+			// hash is reported with its line instead of failing at login.
+			if err := passhash.Check(pw); err != nil {
+				bad = append(bad, fmt.Sprintf("line %d: %s: %v", line, row.na.Address, err))
 				continue
 			}
 			row.na.PasswordHash = pw

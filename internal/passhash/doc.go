@@ -25,8 +25,8 @@
 //     over SMTP AUTH, each time with the account or app password. The hash
 //     is paid on every one of those, so it must be cheap for the server
 //     while still costly per guess for an attacker. One verification takes
-//     about 45 ms of one core on govhub's 2-core server; both cores give
-//     some 40 logins a second.
+//     30 to 45 ms of one core on govhub's 2-core server (BenchmarkVerify);
+//     both cores give some 40 to 60 logins a second.
 //   - One lane (p=1) keeps a login on one core, so a burst of logins
 //     degrades fairly instead of each login taking both cores of a shared
 //     machine. More lanes would not make a single login meaningfully faster

@@ -43,6 +43,12 @@ const (
 	previewHTMLBytes  = 256 << 10
 )
 
+// recoverPanics makes Parse, Text and Attachments turn a panic (a bug: bad
+// mail alone must never cause one) into a warning or an empty result, so
+// that one message cannot take a delivery down. The tests turn it off to
+// see the stack.
+var recoverPanics = true
+
 // Parse reads the envelope of a raw RFC 5322 message, as received over
 // SMTP. It never fails: malformed input yields what could be read, and the
 // problems met are listed in Warnings.
@@ -61,6 +67,9 @@ const (
 func Parse(raw []byte) (e Envelope) {
 	var w warnings
 	defer func() {
+		if !recoverPanics {
+			return
+		}
 		if r := recover(); r != nil {
 			// A bug, not bad mail: keep what was read, and say so.
 			w.add("internal error: %v", r)
@@ -106,6 +115,9 @@ func Text(raw []byte, max int) (text string) {
 		return ""
 	}
 	defer func() {
+		if !recoverPanics {
+			return
+		}
 		if r := recover(); r != nil {
 			text = "" // a bug, not bad mail; Parse reports it as a warning
 		}
@@ -120,7 +132,7 @@ func Text(raw []byte, max int) (text string) {
 	segs := wk.entity(h, body, 0, "text/plain", false)
 	var b strings.Builder
 	for _, s := range segs {
-		t := s.text(&w, limitFor(wk, s))
+		t := s.text(&w, wk.limit(s))
 		for line := range strings.Lines(t) {
 			line = collapse(line)
 			if line == "" {
@@ -143,6 +155,9 @@ func Text(raw []byte, max int) (text string) {
 // RFC 2047 in any charset, and from raw 8-bit bytes.
 func Attachments(raw []byte) (atts []Attachment) {
 	defer func() {
+		if !recoverPanics {
+			return
+		}
 		if r := recover(); r != nil {
 			atts = nil
 		}
@@ -168,13 +183,6 @@ func ThreadRoot(e Envelope) string {
 		return e.InReplyTo[0]
 	}
 	return e.MessageID
-}
-
-func limitFor(wk *walker, s *segment) int {
-	if s.html {
-		return wk.htmlLimit
-	}
-	return wk.plainLimit
 }
 
 // headerReader decodes the unstructured and address fields of a header.
@@ -224,14 +232,29 @@ func (r headerReader) addresses(field string) []Address {
 	return parseAddressList(r.utf8(field, v), r.decoder(field))
 }
 
-// preview builds Envelope.Preview from the readable segments.
+// preview builds Envelope.Preview from the readable segments. It reads the
+// start of each part first and decodes further only when the preview is
+// still short and the part was cut.
 func preview(segs []*segment, wk *walker) string {
+	p, short := previewFrom(segs, wk, wk.firstLimit)
+	if short {
+		p, _ = previewFrom(segs, wk, wk.limit)
+	}
+	return p
+}
+
+// previewFrom builds the preview with the decoding budgets limit gives.
+// short reports that it came out short of PreviewRunes while some part was
+// cut by its budget.
+func previewFrom(segs []*segment, wk *walker, limit func(*segment) int) (p string, short bool) {
 	var (
 		b     strings.Builder
 		runes int
+		cut   bool
 	)
 	for _, s := range segs {
-		t := s.text(wk.warn, limitFor(wk, s))
+		t := s.text(wk.warn, limit(s))
+		cut = cut || s.truncated
 		for line := range strings.Lines(t) {
 			line = collapse(line)
 			switch {
@@ -241,7 +264,7 @@ func preview(segs []*segment, wk *walker) string {
 				continue // RFC 3676 section 4.5: quoted text
 			case line == "--" || isQuoteSeparator(line):
 				if b.Len() > 0 {
-					return truncateRunes(b.String(), PreviewRunes)
+					return truncateRunes(b.String(), PreviewRunes), false
 				}
 				continue
 			}
@@ -252,11 +275,11 @@ func preview(segs []*segment, wk *walker) string {
 			b.WriteString(line)
 			runes += utf8.RuneCountInString(line)
 			if runes >= PreviewRunes {
-				return truncateRunes(b.String(), PreviewRunes)
+				return truncateRunes(b.String(), PreviewRunes), false
 			}
 		}
 	}
-	return b.String()
+	return b.String(), cut
 }
 
 // isQuoteSeparator recognises the line clients put above a quoted

@@ -163,7 +163,9 @@ func TestEnvelopeFields(t *testing.T) {
 	}{
 		{name: "gb2312_base64", check: func(e Envelope) any { return e.Subject }, want: notice},
 		{name: "gb2312_base64", check: func(e Envelope) any { return e.From[0].Name }, want: "省政府办公厅"},
-		{name: "gb2312_base64", check: func(e Envelope) any { return strings.HasPrefix(e.Preview, "各市、县人民政府，省政府各部门： 经省政府同意") }, want: true},
+		{name: "gb2312_base64", check: func(e Envelope) any {
+			return strings.HasPrefix(e.Preview, "各市、县人民政府，省政府各部门： 经省政府同意")
+		}, want: true},
 		{name: "gbk_raw_8bit", check: func(e Envelope) any { return e.Subject }, want: "回复：" + notice},
 		{name: "gbk_raw_8bit", check: func(e Envelope) any { return e.From[0] }, want: Address{"李明", "li.ming@example.gov.cn"}},
 		{name: "gbk_raw_8bit", check: func(e Envelope) any { return e.Preview }, want: "收到，我处将派两人参加会议。€ 李明"},

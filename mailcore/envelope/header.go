@@ -99,7 +99,11 @@ func splitHeader(b []byte, w *warnings, where string) (textproto.Header, []byte)
 	if fields == 0 {
 		return textproto.Header{}, body
 	}
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(section)))
+	size := len(section) + 1
+	if size > 4096 {
+		size = 4096
+	}
+	h, err := textproto.ReadHeader(bufio.NewReaderSize(bytes.NewReader(section), size))
 	if err != nil {
 		w.add("%s: unreadable header field; later fields ignored", where)
 	}

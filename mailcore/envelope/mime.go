@@ -14,6 +14,13 @@ const (
 	MaxParts = 1000 // entities visited, containers included
 )
 
+// First decoding budgets of a text part, when only its start may be needed
+// (the preview, choosing among alternatives).
+const (
+	firstPlainBytes = 2 << 10
+	firstHTMLBytes  = 8 << 10
+)
+
 // segment is one readable text part, decoded lazily.
 type segment struct {
 	html    bool
@@ -21,9 +28,10 @@ type segment struct {
 	cte     string
 	charset string // Content-Type charset parameter, "" if none
 
-	done    bool
-	limit   int
-	decoded string
+	done      bool
+	limit     int
+	truncated bool // the decode stopped at limit
+	decoded   string
 }
 
 // text returns the part's text in UTF-8, HTML already stripped, decoding at
@@ -40,19 +48,36 @@ func (s *segment) text(w *warnings, limit int) string {
 	if label == "" && s.html {
 		label = htmlMetaCharset(raw)
 	}
+	truncated := limit >= 0 && len(raw) == limit
+	if truncated {
+		raw = cutAtCharBoundary(raw, label)
+	}
 	t, note := decodeBody(raw, label)
 	if note != "" {
 		w.add("body: %s", note)
 	}
-	if limit >= 0 && len(raw) == limit {
-		// A character cut by the limit decodes as U+FFFD: drop it.
-		t = strings.TrimSuffix(t, "\uFFFD")
-	}
 	if s.html {
 		t = htmlText(t)
 	}
-	s.done, s.limit, s.decoded = true, limit, t
+	s.done, s.limit, s.decoded, s.truncated = true, limit, t, truncated
 	return t
+}
+
+// cutAtCharBoundary shortens text cut by a decoding budget so that it does
+// not end inside a multi-byte character: after its last line break (LF is
+// never part of a multi-byte character in UTF-8, GBK, GB18030 or Big5), or,
+// with no line break in its second half, by the one to three bytes that
+// make the tail decode cleanly.
+func cutAtCharBoundary(raw []byte, label string) []byte {
+	if i := bytes.LastIndexByte(raw, '\n'); i >= len(raw)/2 {
+		return raw[:i+1]
+	}
+	for n := 0; n < 4 && n < len(raw); n++ {
+		if _, note := decodeBody(raw[max(0, len(raw)-n-8):len(raw)-n], label); note == "" {
+			return raw[:len(raw)-n]
+		}
+	}
+	return raw
 }
 
 // Attachment describes one attachment part.
@@ -273,15 +298,35 @@ func hasPlain(segs []*segment) bool {
 
 func (wk *walker) hasText(segs []*segment) bool {
 	for _, s := range segs {
-		limit := wk.plainLimit
-		if s.html {
-			limit = wk.htmlLimit
+		// A first look at the start is nearly always enough.
+		if strings.TrimSpace(s.text(wk.warn, wk.firstLimit(s))) != "" {
+			return true
 		}
-		if strings.TrimSpace(s.text(wk.warn, limit)) != "" {
+		if s.truncated && strings.TrimSpace(s.text(wk.warn, wk.limit(s))) != "" {
 			return true
 		}
 	}
 	return false
+}
+
+// limit is the decoding budget for s; firstLimit a smaller one to try
+// first, when only the start of the text may be needed.
+func (wk *walker) limit(s *segment) int {
+	if s.html {
+		return wk.htmlLimit
+	}
+	return wk.plainLimit
+}
+
+func (wk *walker) firstLimit(s *segment) int {
+	first := firstPlainBytes
+	if s.html {
+		first = firstHTMLBytes
+	}
+	if l := wk.limit(s); l >= 0 && l < first {
+		return l
+	}
+	return first
 }
 
 // splitMultipart returns the body parts between the delimiter lines of

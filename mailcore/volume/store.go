@@ -162,6 +162,8 @@ type Store struct {
 	// hook, when set by tests, is called at each compaction stage; an error
 	// makes Compact return at once without cleaning up, like a crash.
 	hook func(stage string) error
+	// beforeSync, when set by tests, runs before each group fsync.
+	beforeSync func()
 }
 
 // RecoveryReport describes what Open found and repaired.

@@ -296,6 +296,9 @@ func (s *Store) waitDurable(seq uint64) error {
 	v.acquire()
 	s.wmu.Unlock()
 
+	if s.beforeSync != nil {
+		s.beforeSync()
+	}
 	err := v.f.Sync()
 	v.release()
 	s.fsyncs.Add(1)

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/govhub/govhub/internal/passhash"
+	"github.com/govhub/govhub/internal/sqldb"
+	"github.com/govhub/govhub/mailcore"
+	"github.com/govhub/govhub/mailcore/volume"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// These tests build the real binary and run it as a user would.
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "govhub-bin-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "govhub")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// run runs govhub with args and stdin, returning stdout, stderr, exit code.
+func run(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestHelp(t *testing.T) {
+	for _, c := range [][]string{{}, {"serve"}, {"migrate"}, {"user"}, {"user", "add"}, {"user", "import"}, {"user", "list"}, {"user", "quota"}, {"fsck"}, {"compact"}, {"bench"}, {"bench", "store"}, {"version"}} {
+		out, errs, code := run(t, "", append(c, "--help")...)
+		if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "--data") {
+			t.Errorf("govhub %v --help: exit %d\n%s%s", c, code, out, errs)
+		}
+	}
+	out, _, code := run(t, "", "version")
+	if code != 0 || !strings.HasPrefix(out, "govhub ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if _, errs, code := run(t, "", "frobnicate"); code != 2 || !strings.Contains(errs, "unknown command") {
+		t.Errorf("unknown command: exit %d %q", code, errs)
+	}
+}
+
+func TestUserCommands(t *testing.T) {
+	data := t.TempDir()
+	out, errs, code := run(t, "correct horse battery\n", "--data", data, "user", "add", "Zhang.San@gov.example", "--name", "张三", "--password-stdin", "--quota", "2GiB")
+	if code != 0 || !strings.Contains(out, "created zhang.san@gov.example (quota 2GiB)") {
+		t.Fatalf("user add: %d %q %q", code, out, errs)
+	}
+	if _, _, code := run(t, "", "--data", data, "user", "add", "li.si@gov.example"); code != 0 {
+		t.Fatal("sso-only add failed")
+	}
+	if _, errs, code := run(t, "", "--data", data, "user", "add", "zhang.san@gov.example"); code != 2 || !strings.Contains(errs, "already exists") {
+		t.Fatalf("duplicate add: %d %q", code, errs)
+	}
+	if _, errs, code := run(t, "", "--data", data, "user", "add", "not-an-address"); code != 2 || !strings.Contains(errs, "invalid address") {
+		t.Fatalf("bad address: %d %q", code, errs)
+	}
+	out, _, _ = run(t, "", "--data", data, "user", "list")
+	if !strings.Contains(out, "zhang.san@gov.example") || !strings.Contains(out, "张三") || !strings.Contains(out, "sso-only") {
+		t.Fatalf("list:\n%s", out)
+	}
+	out, _, code = run(t, "", "--data", data, "user", "quota", "li.si@gov.example", "500MiB")
+	if code != 0 || !strings.Contains(out, "of 500MiB") {
+		t.Fatalf("quota set: %q", out)
+	}
+	// The stored password is an argon2id hash of what was typed.
+	db, err := sqldb.Open(context.Background(), filepath.Join(data, "govhub.db"), sqldb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var h string
+	db.X.Get(&h, `SELECT password_hash FROM accounts WHERE address = 'zhang.san@gov.example'`)
+	if ok, err := passhash.Verify(h, "correct horse battery"); !ok || err != nil || !strings.HasPrefix(h, "$argon2id$") {
+		t.Fatalf("stored hash %q does not verify: %v", h, err)
+	}
+}
+
+func TestUserImport(t *testing.T) {
+	data := t.TempDir()
+	argon, _ := passhash.Hash("from-argon")
+	bc, _ := bcrypt.GenerateFromPassword([]byte("from-bcrypt"), 4)
+	csv := strings.Join([]string{
+		"email,password,name,quota",
+		"a1@gov.example,,SSO 用户,",
+		"a2@gov.example,plain-secret,明文,1GiB",
+		"a3@gov.example,\"" + argon + "\",Argon,unlimited", // PHC strings hold commas: quoted
+		"a4@gov.example," + string(bc) + ",Bcrypt,300MiB",
+		"a5@gov.example,{SHA512-CRYPT}$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1,Dovecot,",
+		"a6@gov.example,$1$salt$qJH7.N4xYta3aEG/dfqo/0,MD5,",
+		"bad address,,Bad,",
+		"a7@gov.example,,Bad quota,lots",
+		"a1@gov.example,,Duplicate,",
+		"a8@gov.example,,Too,many,columns",
+	}, "\n") + "\n"
+	path := filepath.Join(t.TempDir(), "staff.csv")
+	os.WriteFile(path, []byte(csv), 0o600)
+	out, errs, code := run(t, "", "--data", data, "user", "import", path)
+	if code != 1 || !strings.Contains(out, "created 5, updated 0, failed 5") {
+		t.Fatalf("import: exit %d\n%s\n%s", code, out, errs)
+	}
+	for _, want := range []string{"line 7: a6@gov.example", "md5", "line 8: bad address", "line 9: a7@gov.example: quota", "line 10: a1@gov.example", "line 11: 5 columns"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("import errors lack %q:\n%s", want, errs)
+		}
+	}
+	db, err := sqldb.Open(context.Background(), filepath.Join(data, "govhub.db"), sqldb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	check := map[string]string{"a2@gov.example": "plain-secret", "a3@gov.example": "from-argon", "a4@gov.example": "from-bcrypt", "a5@gov.example": "Hello world!"}
+	for addr, pw := range check {
+		var h string
+		if err := db.X.Get(&h, db.Rebind(`SELECT password_hash FROM accounts WHERE address = ?`), addr); err != nil {
+			t.Fatal(addr, err)
+		}
+		if ok, err := passhash.Verify(h, pw); !ok || err != nil {
+			t.Errorf("%s: hash %q does not verify %q: %v", addr, h, pw, err)
+		}
+	}
+	var q struct {
+		Q1 int64 `db:"q1"`
+		Q3 int64 `db:"q3"`
+		Q4 int64 `db:"q4"`
+		P1 string `db:"p1"`
+	}
+	db.X.Get(&q, `SELECT (SELECT quota_bytes FROM accounts WHERE address='a1@gov.example') q1, (SELECT quota_bytes FROM accounts WHERE address='a3@gov.example') q3,
+		(SELECT quota_bytes FROM accounts WHERE address='a4@gov.example') q4, (SELECT password_hash FROM accounts WHERE address='a1@gov.example') p1`)
+	if q.Q1 != 1<<30 || q.Q3 != 0 || q.Q4 != 300<<20 || q.P1 != "" {
+		t.Fatalf("quotas/passwords = %+v", q)
+	}
+}
+
+func TestFsckExitCodes(t *testing.T) {
+	data := t.TempDir()
+	if _, _, code := run(t, "", "--data", data, "user", "add", "f@gov.example"); code != 0 {
+		t.Fatal("add")
+	}
+	// Deliver a few messages in-process, as the SMTP module would.
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, filepath.Join(data, "govhub.db"), sqldb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := volume.Open(volume.Options{Dir: filepath.Join(data, "volumes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := mailcore.Open(mailcore.Options{DB: db, Blobs: vs})
+	_, r, err := st.ResolveRecipient(ctx, "f@gov.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := st.Deliver(ctx, []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody %d\r\n", i, i)), []mailcore.Recipient{r}, mailcore.DeliverOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	vs.Close()
+	if out, errs, code := run(t, "", "--data", data, "fsck", "--deep"); code != 0 || !strings.Contains(out, "clean") {
+		t.Fatalf("fsck clean store: %d\n%s%s", code, out, errs)
+	}
+	db.X.Exec(`UPDATE accounts SET used_bytes = used_bytes + 7`)
+	db.Close()
+	out, errs, code := run(t, "", "--data", data, "fsck", "--json")
+	if code != 1 || !strings.Contains(out, `"quota"`) {
+		t.Fatalf("fsck damaged store: %d\n%s%s", code, out, errs)
+	}
+	var rep mailcore.FsckReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Messages != 5 {
+		t.Fatalf("fsck json: %v %+v", err, rep)
+	}
+	if _, _, code := run(t, "", "--data", data, "fsck", "--repair"); code != 0 {
+		t.Fatal("repair failed")
+	}
+	if _, _, code := run(t, "", "--data", data, "fsck"); code != 0 {
+		t.Fatal("not clean after repair")
+	}
+}
+
+func TestServe(t *testing.T) {
+	data := t.TempDir()
+	cmd := exec.Command(bin, "--data", data, "serve", "--http", "127.0.0.1:0")
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(stdout)
+	var base string
+	deadline := time.Now().Add(30 * time.Second)
+	for base == "" && time.Now().Before(deadline) && sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "http: listening on ") {
+			base = strings.TrimPrefix(l, "http: listening on ")
+		}
+	}
+	if base == "" {
+		t.Fatalf("serve printed no http address; stderr:\n%s", stderr.String())
+	}
+	go io.Copy(io.Discard, stdout)
+	for _, p := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d %s", p, resp.StatusCode, body)
+		}
+	}
+	// A second server on the same data directory is refused: the volumes
+	// have one owner.
+	if _, errs, code := run(t, "", "--data", data, "serve", "--http", "127.0.0.1:0"); code != 2 || !strings.Contains(errs, "in use") {
+		t.Errorf("second serve: exit %d %q", code, errs)
+	}
+	// fsck without --repair runs beside the server.
+	if out, errs, code := run(t, "", "--data", data, "fsck"); code != 0 {
+		t.Errorf("fsck beside serve: %d %s %s", code, out, errs)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve did not stop cleanly on SIGTERM: %v\n%s", err, stderr.String())
+	}
+	for _, f := range []string{"govhub.db", "volumes"} {
+		if _, err := os.Stat(filepath.Join(data, f)); err != nil {
+			t.Errorf("data dir lacks %s: %v", f, err)
+		}
+	}
+}
+
+func TestBenchStore(t *testing.T) {
+	out, errs, code := run(t, "", "bench", "store", "--messages", "200", "--recipients", "3", "--size", "4096", "--concurrency", "4", "--json")
+	if code != 0 {
+		t.Fatalf("bench: %d %s %s", code, out, errs)
+	}
+	var res storeBenchResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("bench json: %v\n%s", err, out)
+	}
+	if res.Messages != 200 || res.Recipients != 3 || res.MessagesPerSec <= 0 || res.DeliveriesPerSec < 2.9*res.MessagesPerSec || res.DataDir == "" {
+		t.Fatalf("bench result = %+v", res)
+	}
+	// Single instance: 600 deliveries of 200 distinct 4 KiB bodies cost
+	// far less than 600 bodies.
+	if res.DiskBytesPerDeliv > 4096 {
+		t.Fatalf("%.0f bytes per delivery: bodies not stored once", res.DiskBytesPerDeliv)
+	}
+	if _, err := os.Stat(res.DataDir); !os.IsNotExist(err) {
+		t.Errorf("bench left its data dir %s behind", res.DataDir)
+	}
+}
