@@ -155,9 +155,9 @@ func TestUserImport(t *testing.T) {
 		}
 	}
 	var q struct {
-		Q1 int64 `db:"q1"`
-		Q3 int64 `db:"q3"`
-		Q4 int64 `db:"q4"`
+		Q1 int64  `db:"q1"`
+		Q3 int64  `db:"q3"`
+		Q4 int64  `db:"q4"`
 		P1 string `db:"p1"`
 	}
 	db.X.Get(&q, `SELECT (SELECT quota_bytes FROM accounts WHERE address='a1@gov.example') q1, (SELECT quota_bytes FROM accounts WHERE address='a3@gov.example') q3,
