@@ -11,6 +11,10 @@ import (
 // part's). Real headers are a few KiB; hostile ones are cut here.
 const MaxHeaderBytes = 1 << 20
 
+// MaxHeaderFields bounds the fields of one header section; real mail has a
+// few dozen.
+const MaxHeaderFields = 5000
+
 // splitHeader separates an entity into its header fields and its body
 // (RFC 5322 section 2.1: the header ends at the first empty line). It
 // accepts CRLF and bare LF line endings alike and repairs what it can:
@@ -51,11 +55,7 @@ func splitHeader(b []byte, w *warnings, where string) (textproto.Header, []byte)
 		if pos > MaxHeaderBytes {
 			w.add("%s: header section larger than %d bytes; rest of it ignored", where, MaxHeaderBytes)
 			end = pos
-			if i := bytes.Index(b[pos:], []byte("\n\r\n")); i >= 0 {
-				body = b[pos+i+3:]
-			} else if i := bytes.Index(b[pos:], []byte("\n\n")); i >= 0 {
-				body = b[pos+i+2:]
-			}
+			body = skipToBody(b[pos:])
 			break
 		}
 		next := lineEnd(b, pos)
@@ -70,6 +70,12 @@ func splitHeader(b []byte, w *warnings, where string) (textproto.Header, []byte)
 			}
 		case isFieldLine(line):
 			fields++
+			if fields > MaxHeaderFields {
+				w.add("%s: more than %d header fields; the rest ignored", where, MaxHeaderFields)
+				fields--
+				end = pos
+				body = skipToBody(b[pos:])
+			}
 		case next < len(b) && isFieldLine(trimEOL(b[next:lineEnd(b, next)])):
 			drop(pos, next)
 			w.add("%s: malformed header line dropped", where)
@@ -108,6 +114,19 @@ func splitHeader(b []byte, w *warnings, where string) (textproto.Header, []byte)
 		w.add("%s: unreadable header field; later fields ignored", where)
 	}
 	return h, body
+}
+
+// skipToBody returns what follows the first empty line of b, or nil.
+func skipToBody(b []byte) []byte {
+	crlf := bytes.Index(b, []byte("\n\r\n"))
+	lf := bytes.Index(b, []byte("\n\n"))
+	switch {
+	case crlf >= 0 && (lf < 0 || crlf < lf):
+		return b[crlf+3:]
+	case lf >= 0:
+		return b[lf+2:]
+	}
+	return nil
 }
 
 // lineEnd returns the offset just past the line that starts at pos.

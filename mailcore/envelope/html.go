@@ -22,7 +22,10 @@ func htmlText(s string) string {
 		}
 		b.WriteString(t)
 	}
-	var tags tagScanner
+	var (
+		tags      tagScanner
+		noHeadEnd bool // no "</head" left: stop looking for it
+	)
 	i := 0
 	for i < len(s) {
 		lt := strings.IndexByte(s[i:], '<')
@@ -88,8 +91,13 @@ func htmlText(s string) string {
 		case "head":
 			// Skip the head only when it is closed: a head left open would
 			// otherwise swallow the body.
+			if noHeadEnd {
+				continue
+			}
 			if j := indexEndTag(s[i:], "head"); j >= 0 {
 				i += j
+			} else {
+				noHeadEnd = true
 			}
 			continue
 		case "br", "hr", "p", "div", "tr", "li", "table":
