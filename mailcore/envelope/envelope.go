@@ -107,7 +107,7 @@ func Parse(raw []byte) (e Envelope) {
 // Text returns the readable text of the message for the full-text index:
 // every text part that is not an attachment, one version of each
 // multipart/alternative (plain preferred), HTML stripped, decoded to UTF-8,
-// blank lines and surrounding blanks dropped, lines joined by "\n". The
+// runs of blanks collapsed, blank lines dropped, lines joined by "\n". The
 // subject is not included. The result has at most max bytes (cut at a
 // character boundary); max <= 0 gives "".
 func Text(raw []byte, max int) (text string) {

@@ -286,9 +286,9 @@ func TestLimits(t *testing.T) {
 	}
 	hugeHeader := func() []byte {
 		var b bytes.Buffer
-		b.WriteString("Subject: big\r\n")
+		b.WriteString("Subject: big\r\nX-Filler: start\r\n")
 		for b.Len() <= MaxHeaderBytes+1000 {
-			b.WriteString("X-Filler: 0123456789012345678901234567890123456789012345678901234567890123456789\r\n")
+			b.WriteString(" 0123456789012345678901234567890123456789012345678901234567890123456789\r\n")
 		}
 		b.WriteString("\r\nbody after a huge header\r\n")
 		return b.Bytes()
@@ -302,6 +302,9 @@ func TestLimits(t *testing.T) {
 		{"parts", manyParts(5000), "more than 1000 parts", func(e Envelope) bool { return e.HasAttachment }},
 		{"header", hugeHeader(), "header section larger than", func(e Envelope) bool {
 			return e.Subject == "big" && e.Preview == "body after a huge header"
+		}},
+		{"fields", []byte(strings.Repeat("To: a@example.cn\r\n", MaxHeaderFields+10) + "\r\nbody"), "more than 5000 header fields", func(e Envelope) bool {
+			return len(e.To) == maxAddresses && e.Preview == "body"
 		}},
 		{"encoded words", []byte("Subject: " + strings.Repeat("=?a?b?", 200000) + "\r\n\r\n"), "", func(e Envelope) bool { return len(e.Subject) > 0 }},
 	}
