@@ -127,3 +127,13 @@ type BlobProblem struct {
 	Where  string `json:"where"` // e.g. "vol-000003.dat@1048576"
 	Reason string `json:"reason"`
 }
+
+// BlobBatcher is the optional capability that lets the group committer pay
+// one fsync for a whole batch of deliveries: Append stores like Put but may
+// return before the bytes are on stable storage (they are readable at once);
+// Sync returns once everything appended before the call is durable. A
+// delivery's transaction commits only after a Sync that covers its Append.
+type BlobBatcher interface {
+	Append(ctx context.Context, id BlobID, data []byte) error
+	Sync(ctx context.Context) error
+}

@@ -29,6 +29,9 @@ type delivery struct {
 	row     messageRow
 	rcpts   []Recipient
 	results []DeliveryResult
+	// needSync: the body was appended without waiting for stable storage;
+	// the committer must Sync the blob store before committing.
+	needSync bool
 }
 
 // messageRow holds the per-message columns shared by every recipient's row.
@@ -71,7 +74,7 @@ func (s *Store) Deliver(ctx context.Context, raw []byte, rcpts []Recipient, opts
 	// gone, then store them again. Purges are short (one batch of ids).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if err := s.blobs.Put(ctx, d.id, raw); err != nil {
+		if err := s.putBody(ctx, d, raw); err != nil {
 			return nil, fmt.Errorf("mailcore: store body: %w", err)
 		}
 		err := s.submit(d)
@@ -99,6 +102,17 @@ func (s *Store) Deliver(ctx context.Context, raw []byte, rcpts []Recipient, opts
 			}
 		}
 	}
+}
+
+// putBody stores the body: appended now and made durable by the committer's
+// Sync before the transaction commits, when the store can batch fsyncs;
+// otherwise durable on return.
+func (s *Store) putBody(ctx context.Context, d *delivery, raw []byte) error {
+	if b, ok := s.blobs.(BlobBatcher); ok {
+		d.needSync = true
+		return b.Append(ctx, d.id, raw)
+	}
+	return s.blobs.Put(ctx, d.id, raw)
 }
 
 // prepare parses the envelope and dedupes recipients. It runs in the
@@ -235,6 +249,24 @@ func (s *Store) committer() {
 func (s *Store) runBatch(batch []*commitReq) {
 	ctx := context.Background()
 	pending := batch
+	// Make the batch's bodies durable, overlapping that fsync with the SQL
+	// work; the transaction waits for it before committing.
+	var synced chan error
+	for _, r := range batch {
+		if r.d.needSync {
+			synced = make(chan error, 1)
+			go func() { synced <- s.blobs.(BlobBatcher).Sync(ctx) }()
+			break
+		}
+	}
+	syncErr := func() error {
+		if synced == nil {
+			return nil
+		}
+		err := <-synced
+		synced <- err // later attempts see the same outcome
+		return err
+	}
 	for attempt := 0; len(pending) > 0; attempt++ {
 		var culprit *commitReq
 		err := s.db.InTx(ctx, func(tx *sqlx.Tx) error {
@@ -244,6 +276,9 @@ func (s *Store) runBatch(batch []*commitReq) {
 					culprit = r
 					return err
 				}
+			}
+			if err := syncErr(); err != nil {
+				return fmt.Errorf("make bodies durable: %w", err)
 			}
 			return nil
 		})
