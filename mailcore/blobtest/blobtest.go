@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) mailcore.BlobStore) {
 		{"Walk", testWalk},
 		{"Concurrent", testConcurrent},
 		{"ContextCancel", testContextCancel},
+		{"Batcher", testBatcher},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -505,4 +506,42 @@ func testContextCancel(t *testing.T, s mailcore.BlobStore) {
 	fresh, fid := blob("cancel-after", 2000)
 	mustPut(t, s, fresh)
 	mustGet(t, s, fid, fresh)
+}
+
+// testBatcher checks the optional BlobBatcher: appended blobs are readable
+// at once, deduped like Put, and Sync succeeds.
+func testBatcher(t *testing.T, s mailcore.BlobStore) {
+	b, ok := s.(mailcore.BlobBatcher)
+	if !ok {
+		t.Skip("store does not implement mailcore.BlobBatcher")
+	}
+	ctx := context.Background()
+	var all [][]byte
+	for i := range 20 {
+		data, id := blob(fmt.Sprint("batch", i), 2000+i)
+		if err := b.Append(ctx, id, data); err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+		mustGet(t, s, id, data)
+		all = append(all, data)
+	}
+	if err := b.Append(ctx, mailcore.BlobIDOf(all[0]), all[0]); err != nil {
+		t.Fatalf("Append of a live id: %v", err)
+	}
+	_, other := blob("batch-other", 10)
+	if err := b.Append(ctx, other, all[1]); err == nil {
+		t.Fatal("Append with a wrong id succeeded")
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatalf("second Sync: %v", err)
+	}
+	var live int64
+	for _, d := range all {
+		mustGet(t, s, mailcore.BlobIDOf(d), d)
+		live += int64(len(d))
+	}
+	checkStats(t, s, int64(len(all)), live)
 }

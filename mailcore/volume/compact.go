@@ -48,7 +48,8 @@ type planItem struct {
 // size) is at least opts.DeadFraction, and whose rewrite would reclaim at
 // least that fraction. See doc.go for the steps and why a crash at any
 // point loses nothing. Put, Get and Delete keep working meanwhile. A volume
-// with a damaged record is left alone and reported in the error.
+// with damaged framing, or a live record failing its checksum, is left
+// alone and reported in the error; the other volumes are still compacted.
 func (s *Store) Compact(ctx context.Context, opts mailcore.CompactOptions) (mailcore.CompactStats, error) {
 	var st mailcore.CompactStats
 	if s.ro {

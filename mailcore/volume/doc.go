@@ -31,6 +31,10 @@
 //     whoever then holds the sync lock fsyncs everything appended so far, and
 //     every writer whose record that covered returns without an fsync of its
 //     own. A Put whose id does not equal the SHA-256 of the data fails.
+//   - Append (mailcore.BlobBatcher) writes and indexes like Put but returns
+//     before the fsync; Sync returns once everything appended or deleted
+//     before it is durable. The delivery committer uses the pair to pay one
+//     fsync per batch of deliveries.
 //   - Put of an id that is live writes nothing; it returns once the record
 //     already there is durable (waiting for its group fsync if need be).
 //   - Delete removes ids from the index and appends one tombstone per live id
@@ -97,8 +101,10 @@
 // store serve wrong bytes for an id, a forged tombstone could delete a live
 // blob. Ignoring a real one at worst resurrects an unreferenced blob, which
 // the orphan scan removes. Open fails rather than truncating on an I/O error
-// in the open volume. Compaction leaves a volume with a damaged record
-// alone.
+// in the open volume. Compaction refuses a volume whose framing is damaged
+// or whose live records fail their checksum (the error names it; fsck should
+// look), and never copies a record without checking its CRC; damaged bytes
+// that belong to no live blob are reclaimed like other dead space.
 //
 // # Compaction
 //
@@ -142,5 +148,5 @@
 //
 // An index entry is a map slot keyed by the 32-byte id holding 24 bytes
 // (sequence number, offset, volume, length) and no pointers. Walk copies
-// the live ids (40 bytes each) before calling its function.
+// the live ids (36 bytes each) before calling its function.
 package volume

@@ -147,7 +147,7 @@ func (s *Store) Has(ctx context.Context, id mailcore.BlobID) (bool, error) {
 }
 
 // Walk calls fn for every blob live when Walk started. It copies the ids
-// first (40 bytes per blob) so fn may call the store.
+// first (36 bytes per blob) so fn may call the store.
 func (s *Store) Walk(ctx context.Context, fn func(id mailcore.BlobID, size int64) error) error {
 	type item struct {
 		id mailcore.BlobID

@@ -27,8 +27,8 @@ type Options struct {
 	// running on it: no lock, no writes, no repair. Mutating calls return
 	// mailcore.ErrReadOnly.
 	ReadOnly bool
-	// Logger receives recovery, compaction and failure reports; nil
-	// discards them.
+	// Logger receives recovery, compaction and failure reports (never blob
+	// contents); the caller tags it (component=volume). Nil discards them.
 	Logger *slog.Logger
 }
 
@@ -52,6 +52,7 @@ var (
 	_ mailcore.BlobCompactor = (*Store)(nil)
 	_ mailcore.BlobStats     = (*Store)(nil)
 	_ mailcore.BlobVerifier  = (*Store)(nil)
+	_ mailcore.BlobBatcher   = (*Store)(nil)
 )
 
 // entry locates one live blob. It holds no pointers so that an index of
@@ -228,7 +229,7 @@ func Open(opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.log = s.log.With("component", "volume", "dir", s.dir)
+	s.log = s.log.With("dir", s.dir)
 	s.closeCtx, s.cancel = context.WithCancel(context.Background())
 
 	if s.ro {

@@ -623,6 +623,15 @@ func TestCorruptSealedRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Compaction will not copy the damaged live record, so it keeps the
+	// volume and says so.
+	m.del(t, s, ids[0], ids[1], ids[2], ids[5])
+	if _, err := s.Compact(context.Background(), mailcore.CompactOptions{}); err == nil || !strings.Contains(err.Error(), volName(e.vol)) {
+		t.Fatalf("Compact over a damaged live record: %v", err)
+	}
+	if size() != before {
+		t.Fatal("damaged volume rewritten")
+	}
 	mustClose(t, s)
 
 	// A rebuild reports it, resyncs past it and serves the rest.
@@ -806,5 +815,76 @@ func TestBlobReaderOutlivesCompaction(t *testing.T) {
 		t.Fatalf("ReadAt after compaction: %d, %v", n, err)
 	}
 	r.Close()
+	m.check(t, s)
+}
+
+// TestAppendSync: appended blobs are readable before Sync, and one Sync
+// makes a whole batch durable with one fsync.
+func TestAppendSync(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, 0)
+	m := newModel()
+	ctx := context.Background()
+	base := s.fsyncs.Load()
+	for i := range 50 {
+		data := gen(fmt.Sprint("append", i), 4000)
+		if err := s.Append(ctx, mailcore.BlobIDOf(data), data); err != nil {
+			t.Fatal(err)
+		}
+		m.live[mailcore.BlobIDOf(data)] = data
+	}
+	if n := s.fsyncs.Load() - base; n != 0 {
+		t.Fatalf("Append did %d fsyncs", n)
+	}
+	m.check(t, s)
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.fsyncs.Load() - base; n != 1 {
+		t.Fatalf("Sync did %d fsyncs, want 1", n)
+	}
+	s.mu.RLock()
+	committed := s.committed
+	s.mu.RUnlock()
+	if s.durable.Load() < committed {
+		t.Fatal("Sync returned before everything appended was durable")
+	}
+	if err := s.Sync(ctx); err != nil || s.fsyncs.Load()-base != 1 {
+		t.Fatalf("idle Sync: %v, %d fsyncs", err, s.fsyncs.Load()-base)
+	}
+	s.abandon()
+	s = openStore(t, dir, 0)
+	m.check(t, s)
+}
+
+// TestBackgroundSnapshot: after enough appended bytes a snapshot is written
+// without Close, so a crash afterwards only scans the tail.
+func TestBackgroundSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, 0)
+	s.snapEvery = 16 << 10 // before any append; read under wmu afterwards
+	m := newModel()
+	for i := range 20 {
+		m.put(t, s, gen(fmt.Sprint("bg", i), 1000))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.snapMu.Lock()
+		done := s.snapChanges > 0
+		s.snapMu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no background snapshot")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.abandon()
+	s = openStore(t, dir, 0)
+	rep := s.Recovery()
+	if !rep.SnapshotLoaded || rep.RecordsScanned >= 20 {
+		t.Fatalf("recovery = %+v; want the background snapshot and a short tail", rep)
+	}
 	m.check(t, s)
 }

@@ -13,33 +13,72 @@ import (
 // an id already live writes nothing but still waits until that earlier
 // record is durable. Concurrent Puts share fsyncs (group commit).
 func (s *Store) Put(ctx context.Context, id mailcore.BlobID, data []byte) error {
+	seq, err := s.appendBlob(ctx, id, data)
+	if err != nil {
+		return err
+	}
+	return s.waitDurable(seq)
+}
+
+// Append stores data under id like Put but returns as soon as the record is
+// written and indexed (readable at once), before it is durable; a later
+// Sync makes it durable. It lets the delivery committer pay one fsync for a
+// whole batch (mailcore.BlobBatcher).
+func (s *Store) Append(ctx context.Context, id mailcore.BlobID, data []byte) error {
+	_, err := s.appendBlob(ctx, id, data)
+	return err
+}
+
+// Sync returns once everything appended (or deleted) before the call is on
+// stable storage. It shares fsyncs with concurrent Puts.
+func (s *Store) Sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if s.ro {
-		return mailcore.ErrReadOnly
+		return nil
+	}
+	s.mu.RLock()
+	upTo := s.committed
+	err := s.checkOpen()
+	s.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	return s.waitDurable(upTo)
+}
+
+// appendBlob writes the record for data unless id is live, and returns the
+// sequence number of the record that holds id (which may still be waiting
+// for its fsync).
+func (s *Store) appendBlob(ctx context.Context, id mailcore.BlobID, data []byte) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if s.ro {
+		return 0, mailcore.ErrReadOnly
 	}
 	if int64(len(data)) > maxBlobSize {
-		return fmt.Errorf("volume: put %s: %d bytes exceeds the %d byte limit", id, len(data), int64(maxBlobSize))
+		return 0, fmt.Errorf("volume: put %s: %d bytes exceeds the %d byte limit", id, len(data), int64(maxBlobSize))
 	}
 	if mailcore.BlobIDOf(data) != id {
-		return fmt.Errorf("volume: put %s: id is not the SHA-256 of the data", id)
+		return 0, fmt.Errorf("volume: put %s: id is not the SHA-256 of the data", id)
 	}
 	s.mu.RLock()
 	e, ok := s.index[id]
 	err := s.checkOpen()
 	s.mu.RUnlock()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if ok {
-		return s.waitDurable(e.seq)
+		return e.seq, nil
 	}
 
 	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if err := s.writableLocked(); err != nil {
-		s.wmu.Unlock()
-		return err
+		return 0, err
 	}
 	// Check again under wmu: a concurrent Put of the same bytes may have
 	// appended it meanwhile.
@@ -47,15 +86,9 @@ func (s *Store) Put(ctx context.Context, id mailcore.BlobID, data []byte) error 
 	e, ok = s.index[id]
 	s.mu.RUnlock()
 	if ok {
-		s.wmu.Unlock()
-		return s.waitDurable(e.seq)
+		return e.seq, nil
 	}
-	seq, err := s.appendBlobLocked(id, data)
-	s.wmu.Unlock()
-	if err != nil {
-		return err
-	}
-	return s.waitDurable(seq)
+	return s.appendBlobLocked(id, data)
 }
 
 // Delete removes ids from the index and appends a tombstone for each one
