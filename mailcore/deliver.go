@@ -423,14 +423,14 @@ func (s *Store) applyDelivery(ctx context.Context, tx *sqlx.Tx, d *delivery) err
 		ID   int64 `db:"id"`
 		Refs int64 `db:"refs"`
 	}
-	blobStmt, err := s.stmt(ctx, tx, s.db.Rebind(`INSERT INTO blobs (sha, size, refs, state, dead_at, created_at) VALUES (?, ?, ?, 0, ?, ?)
+	blobStmt, err := s.stmt(ctx, tx, s.db.Rebind(`INSERT INTO blobs (sha, size, refs, state, dead_at) VALUES (?, ?, ?, 0, ?)
 		ON CONFLICT (sha) DO UPDATE SET refs = blobs.refs + excluded.refs,
 			dead_at = CASE WHEN blobs.refs + excluded.refs > 0 THEN NULL ELSE blobs.dead_at END
 		WHERE blobs.state = 0 RETURNING id, refs`))
 	if err != nil {
 		return err
 	}
-	err = blobStmt.GetContext(ctx, &blob, d.id[:], d.size, len(okIdx), deadAt, now)
+	err = blobStmt.GetContext(ctx, &blob, d.id[:], d.size, len(okIdx), deadAt)
 	if err != nil {
 		if isNoRows(err) {
 			return errBlobPurging
@@ -477,14 +477,14 @@ func (s *Store) applyDelivery(ctx context.Context, tx *sqlx.Tx, d *delivery) err
 		}
 		sb.Reset()
 		args = args[:0]
-		sb.WriteString(`INSERT INTO outbox (kind, account_id, mailbox_id, uid, created_at) VALUES `)
+		sb.WriteString(`INSERT INTO outbox (kind, account_id, mailbox_id, uid) VALUES `)
 		for j, i := range part {
 			if j > 0 {
 				sb.WriteByte(',')
 			}
 			res := d.results[i]
-			sb.WriteString(`(?, ?, ?, ?, ?)`)
-			args = append(args, EventDelivered, res.AccountID, res.MailboxID, res.UID, now)
+			sb.WriteString(`(?, ?, ?, ?)`)
+			args = append(args, EventDelivered, res.AccountID, res.MailboxID, res.UID)
 		}
 		if err := s.execCached(ctx, tx, sb.String(), args); err != nil {
 			return fmt.Errorf("insert outbox: %w", err)

@@ -14,16 +14,20 @@ import (
 
 var errNoRows = sql.ErrNoRows
 
-// FormatAddresses renders addresses for a message row: `"Name" <addr>`
-// entries joined by ", ", names quoted with \ escapes so ParseAddresses can
-// split them back for IMAP ENVELOPE.
+// FormatAddresses renders addresses for a message row compactly: a bare
+// addr, or `Name <addr>`, with the name quoted (\ escapes) only when it
+// holds a character that would confuse ParseAddresses. Entries are joined
+// by ", ".
 func FormatAddresses(as []envelope.Address) string {
 	var sb strings.Builder
 	for i, a := range as {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		if a.Name != "" {
+		switch {
+		case a.Name == "":
+			sb.WriteString(a.Addr)
+		case strings.ContainsAny(a.Name, "\"\\,<>") || strings.TrimSpace(a.Name) != a.Name:
 			sb.WriteByte('"')
 			for _, r := range a.Name {
 				if r == '"' || r == '\\' {
@@ -31,11 +35,15 @@ func FormatAddresses(as []envelope.Address) string {
 				}
 				sb.WriteRune(r)
 			}
-			sb.WriteString(`" `)
+			sb.WriteString(`" <`)
+			sb.WriteString(a.Addr)
+			sb.WriteByte('>')
+		default:
+			sb.WriteString(a.Name)
+			sb.WriteString(" <")
+			sb.WriteString(a.Addr)
+			sb.WriteByte('>')
 		}
-		sb.WriteByte('<')
-		sb.WriteString(a.Addr)
-		sb.WriteByte('>')
 		if sb.Len() > 4000 {
 			break // a row never carries an unbounded recipient list
 		}
@@ -46,10 +54,10 @@ func FormatAddresses(as []envelope.Address) string {
 // ParseAddresses splits what FormatAddresses wrote.
 func ParseAddresses(s string) []envelope.Address {
 	var out []envelope.Address
-	for len(s) > 0 {
+	for {
 		s = strings.TrimLeft(s, ", ")
 		if s == "" {
-			break
+			return out
 		}
 		var a envelope.Address
 		if s[0] == '"' {
@@ -63,8 +71,11 @@ func ParseAddresses(s string) []envelope.Address {
 			}
 			a.Name = nb.String()
 			s = strings.TrimLeft(s[min(i+1, len(s)):], " ")
+		} else if lt, comma := strings.IndexByte(s, '<'), strings.IndexByte(s, ','); lt >= 0 && (comma < 0 || lt < comma) {
+			a.Name = strings.TrimSpace(s[:lt])
+			s = s[lt:]
 		}
-		if len(s) > 0 && s[0] == '<' {
+		if s != "" && s[0] == '<' {
 			end := strings.IndexByte(s, '>')
 			if end < 0 {
 				end = len(s)
@@ -81,7 +92,6 @@ func ParseAddresses(s string) []envelope.Address {
 		}
 		out = append(out, a)
 	}
-	return out
 }
 
 const messageCols = `m.id, m.mailbox_id, m.uid, m.modseq, m.blob_id, b.sha, m.flags, m.keywords, m.internal_date, m.size, m.sent_date,
@@ -263,7 +273,6 @@ func (s *Store) copyTx(ctx context.Context, tx *sqlx.Tx, srcMailbox int64, uids 
 			return res, err
 		}
 	}
-	now := s.unix()
 	for i, m := range src {
 		uid := first + int64(i)
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO messages (mailbox_id, uid, modseq, blob_id, flags, keywords, internal_date, size, sent_date, from_addr, to_addr, cc_addr, reply_to, subject, message_id, in_reply_to, refs, thread_id, preview)
@@ -272,8 +281,8 @@ func (s *Store) copyTx(ctx context.Context, tx *sqlx.Tx, srcMailbox int64, uids 
 			m.Subject, m.MessageID, m.InReplyTo, m.RefsRaw, m.ThreadID, m.Preview); err != nil {
 			return res, err
 		}
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO outbox (kind, account_id, mailbox_id, uid, created_at) VALUES (?, ?, ?, ?, ?)`),
-			EventDelivered, dst.AccountID, dstMailbox, uid, now); err != nil {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO outbox (kind, account_id, mailbox_id, uid) VALUES (?, ?, ?, ?)`),
+			EventDelivered, dst.AccountID, dstMailbox, uid); err != nil {
 			return res, err
 		}
 		res.SrcUIDs = append(res.SrcUIDs, m.UID)
@@ -383,13 +392,13 @@ func (s *Store) expungeTx(ctx context.Context, tx *sqlx.Tx, mailboxID int64, uid
 		}
 		var sb strings.Builder
 		args = args[:0]
-		sb.WriteString(`INSERT INTO outbox (kind, account_id, mailbox_id, uid, created_at) VALUES `)
+		sb.WriteString(`INSERT INTO outbox (kind, account_id, mailbox_id, uid) VALUES `)
 		for i, uid := range part {
 			if i > 0 {
 				sb.WriteByte(',')
 			}
-			sb.WriteString(`(?, ?, ?, ?, ?)`)
-			args = append(args, EventExpunged, acct, mailboxID, uid, now)
+			sb.WriteString(`(?, ?, ?, ?)`)
+			args = append(args, EventExpunged, acct, mailboxID, uid)
 		}
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(sb.String()), args...); err != nil {
 			return nil, err
@@ -426,6 +435,6 @@ func (s *Store) Events(ctx context.Context, after int64, limit int) ([]Event, er
 		limit = 1000
 	}
 	var out []Event
-	err := s.db.X.SelectContext(ctx, &out, s.db.Rebind(`SELECT id, kind, account_id, mailbox_id, uid, created_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?`), after, limit)
+	err := s.db.X.SelectContext(ctx, &out, s.db.Rebind(`SELECT id, kind, account_id, mailbox_id, uid FROM outbox WHERE id > ? ORDER BY id LIMIT ?`), after, limit)
 	return out, err
 }

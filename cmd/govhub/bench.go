@@ -11,6 +11,7 @@ import (
 	"runtime/pprof"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/govhub/govhub/internal/sqldb"
@@ -43,11 +44,39 @@ type storeBenchResult struct {
 	DBBytesPerDelivery  float64 `json:"db_bytes_per_delivery"`
 	DataDirGrowth       int64   `json:"data_dir_growth_bytes"`
 	DataDir             string  `json:"data_dir"`
+	// RefSyncsPerSec is this disk's rate of 4 KiB append+fdatasync in the
+	// data directory, measured in the same run just before the deliveries:
+	// the reference the delivery rate is quoted against.
+	RefSyncsPerSec       float64 `json:"reference_syncs_per_sec,omitempty"`
+	DeliveriesPerRefSync float64 `json:"deliveries_per_reference_sync,omitempty"`
+}
+
+// measureSyncRate appends 4 KiB and fdatasyncs in a loop for d, in dir.
+func measureSyncRate(dir string, d time.Duration) (float64, error) {
+	f, err := os.CreateTemp(dir, "syncref-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 4096)
+	start := time.Now()
+	n := 0
+	for time.Since(start) < d {
+		if _, err := f.Write(buf); err != nil {
+			return 0, err
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
 }
 
 func benchStoreCmd() *cobra.Command {
 	var messages, recipients, size, conc, accounts int
-	var asJSON, keep bool
+	var asJSON, keep, reference bool
 	var dir, dbURL, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "store",
@@ -116,6 +145,12 @@ Account creation is not timed.`,
 					return err
 				}
 				rcpts[i] = r
+			}
+			var refRate float64
+			if reference {
+				if refRate, err = measureSyncRate(dir, 2*time.Second); err != nil {
+					return err
+				}
 			}
 			db.Checkpoint(ctx)
 			dbBefore, _ := db.Size(ctx)
@@ -190,6 +225,10 @@ Account creation is not timed.`,
 				DataDirGrowth:       growth,
 				DataDir:             dir,
 			}
+			if refRate > 0 {
+				res.RefSyncsPerSec = refRate
+				res.DeliveriesPerRefSync = res.DeliveriesPerSec / refRate
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
@@ -200,6 +239,9 @@ Account creation is not timed.`,
 			fmt.Fprintf(out, "  %.3f s: %.0f messages/s, %.0f deliveries/s\n", res.Seconds, res.MessagesPerSec, res.DeliveriesPerSec)
 			fmt.Fprintf(out, "  disk: %.0f bytes/message, %.0f bytes/delivery (data dir grew %d bytes); database %.0f bytes/delivery\n",
 				res.DiskBytesPerMessage, res.DiskBytesPerDeliv, growth, res.DBBytesPerDelivery)
+			if refRate > 0 {
+				fmt.Fprintf(out, "  reference: %.0f 4KiB append+fdatasync/s on this disk now; %.2f deliveries per reference sync\n", refRate, res.DeliveriesPerRefSync)
+			}
 			fmt.Fprintf(out, "  data dir: %s (kept: %v)\n", dir, keep)
 			return nil
 		},
@@ -212,6 +254,7 @@ Account creation is not timed.`,
 	f.IntVar(&accounts, "accounts", 0, "accounts to spread deliveries over (default max(recipients, 100))")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.BoolVar(&keep, "keep", false, "keep the data directory")
+	f.BoolVar(&reference, "reference", true, "first measure this disk's 4 KiB append+fdatasync rate (2 s) to quote the result against")
 	f.StringVar(&dir, "dir", "", "data directory to use (default a new temporary one)")
 	f.StringVar(&dbURL, "database", "", "database URL (default SQLite in the data directory)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the timed part to this file")

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"os"
+	"syscall"
 
 	"github.com/govhub/govhub/mailcore"
 )
@@ -332,7 +334,10 @@ func (s *Store) waitDurable(seq uint64) error {
 	if s.beforeSync != nil {
 		s.beforeSync()
 	}
-	err := v.f.Sync()
+	// fdatasync, not fsync: it still makes the grown file size durable
+	// (the metadata needed to read the data back, fdatasync(2)) but skips
+	// timestamps, which halves the cost of an append's sync on ext4.
+	err := syncData(v.f)
 	v.release()
 	s.fsyncs.Add(1)
 	if err != nil {
@@ -349,4 +354,17 @@ func (s *Store) waitDurable(seq uint64) error {
 	}
 	s.advanceDurable(target)
 	return nil
+}
+
+// syncData flushes f's data and the metadata needed to read it back.
+func syncData(f *os.File) error {
+	for {
+		err := syscall.Fdatasync(int(f.Fd()))
+		if err != syscall.EINTR {
+			if err != nil {
+				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+			}
+			return nil
+		}
+	}
 }

@@ -55,8 +55,7 @@ CREATE TABLE blobs (
 	size BIGINT NOT NULL,
 	refs BIGINT NOT NULL DEFAULT 0,
 	state SMALLINT NOT NULL DEFAULT 0,
-	dead_at BIGINT,
-	created_at BIGINT NOT NULL
+	dead_at BIGINT
 );
 CREATE INDEX blobs_dead ON blobs(dead_at) WHERE refs = 0;
 
@@ -96,8 +95,7 @@ CREATE TABLE outbox (
 	kind SMALLINT NOT NULL,                       -- mailcore.Event* constants
 	account_id BIGINT NOT NULL,
 	mailbox_id BIGINT NOT NULL,
-	uid BIGINT NOT NULL,
-	created_at BIGINT NOT NULL
+	uid BIGINT NOT NULL
 );
 
 -- Leases: work only one node may do at a time (a maintenance pass, a sync
