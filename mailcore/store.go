@@ -23,6 +23,10 @@ type Options struct {
 	// MaxBatch bounds how many deliveries share one transaction; zero
 	// means 128.
 	MaxBatch int
+	// Committers is how many transactions may be in flight at once. SQLite
+	// has one writer, so its default is 1; PostgreSQL's is 4, which keeps
+	// the server busy while one batch waits for its commit.
+	Committers int
 	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now. Tests inject it to drive grace
 	// periods.
@@ -79,8 +83,17 @@ func Open(opts Options) (*Store, error) {
 	if s.maxBatch == 0 {
 		s.maxBatch = 128
 	}
-	s.wg.Add(1)
-	go s.committer()
+	n := opts.Committers
+	if n == 0 {
+		n = 1
+		if s.db.Dialect == "postgres" {
+			n = 4
+		}
+	}
+	for i := 0; i < n; i++ {
+		s.wg.Add(1)
+		go s.committer()
+	}
 	return s, nil
 }
 
