@@ -91,6 +91,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 	q.Add("_pragma", "busy_timeout(15000)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "cache_size(-32000)")
+	// Reads through a shared mapping instead of pread into each
+	// connection's private cache.
+	q.Add("_pragma", "mmap_size(268435456)")
 	dsn := "file:" + path + "?" + q.Encode()
 	x, err := sqlx.Open("sqlite", dsn)
 	if err != nil {
