@@ -157,27 +157,11 @@ imported; the exit status is 1 if any row failed.`,
 				bar = progressbar.NewOptions(len(rows), progressbar.OptionSetWriter(f), progressbar.OptionSetDescription("importing"),
 					progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionThrottle(100_000_000))
 			}
-			total := mailcore.ImportResult{}
-			const batch = 5000
-			for start := 0; start < len(rows); start += batch {
-				part := rows[start:min(start+batch, len(rows))]
-				nas := make([]mailcore.NewAccount, len(part))
-				for i, r := range part {
-					nas[i] = r.na
-				}
-				res, err := a.store.ImportAccounts(cmd.Context(), nas, mailcore.ImportOptions{UpdateExisting: update})
-				if err != nil {
-					return err
-				}
-				total.Created += res.Created
-				total.Updated += res.Updated
-				for _, e := range res.Errors {
-					bad = append(bad, fmt.Sprintf("line %d: %s: %v", part[e.Index].line, e.Address, e.Err))
-				}
-				if bar != nil {
-					bar.Add(len(part))
-				}
+			total, more, err := importRows(cmd.Context(), a.store, rows, update, bar)
+			if err != nil {
+				return err
 			}
+			bad = append(bad, more...)
 			if bar != nil {
 				bar.Finish()
 				fmt.Fprintln(cmd.ErrOrStderr())
@@ -195,6 +179,34 @@ imported; the exit status is 1 if any row failed.`,
 	}
 	cmd.Flags().BoolVar(&update, "update", false, "update name, password and quota of accounts that exist instead of failing them")
 	return cmd
+}
+
+// importRows creates the parsed rows in batches of 5000 (each batch a few
+// multi-row statements), reporting refused rows by their CSV line.
+func importRows(ctx context.Context, st *mailcore.Store, rows []csvAccount, update bool, bar *progressbar.ProgressBar) (mailcore.ImportResult, []string, error) {
+	var total mailcore.ImportResult
+	var bad []string
+	const batch = 5000
+	for start := 0; start < len(rows); start += batch {
+		part := rows[start:min(start+batch, len(rows))]
+		nas := make([]mailcore.NewAccount, len(part))
+		for i, r := range part {
+			nas[i] = r.na
+		}
+		res, err := st.ImportAccounts(ctx, nas, mailcore.ImportOptions{UpdateExisting: update})
+		if err != nil {
+			return total, bad, err
+		}
+		total.Created += res.Created
+		total.Updated += res.Updated
+		for _, e := range res.Errors {
+			bad = append(bad, fmt.Sprintf("line %d: %s: %v", part[e.Index].line, e.Address, e.Err))
+		}
+		if bar != nil {
+			bar.Add(len(part))
+		}
+	}
+	return total, bad, nil
 }
 
 // lineOf reads the number of a "line N: ..." message, to report in file order.
