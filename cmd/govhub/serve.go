@@ -40,7 +40,7 @@ committed) and then starts the modules.`,
 			}
 			defer a.Close()
 			if httpAddr != "" {
-				a.cfg.HTTP.Listen = httpAddr
+				a.cfg.Listen.HTTP = httpAddr
 			}
 			want := map[string]bool{}
 			for _, m := range strings.Split(modules, ",") {
@@ -61,7 +61,7 @@ committed) and then starts the modules.`,
 				fmt.Fprintf(out, "maintenance: purge and compaction every %s\n", a.cfg.Store.CompactEvery.D())
 			}
 			if want["http"] {
-				ln, err := net.Listen("tcp", a.cfg.HTTP.Listen)
+				ln, err := net.Listen("tcp", a.cfg.Listen.HTTP)
 				if err != nil {
 					return fmt.Errorf("http: %w", err)
 				}

@@ -31,7 +31,11 @@ type Config struct {
 	Database Database `yaml:"database"`
 	Store    Store    `yaml:"store"`
 	Log      Log      `yaml:"log"`
-	HTTP     HTTP     `yaml:"http"`
+	Listen   Listen   `yaml:"listen"`
+	TLS      TLS      `yaml:"tls"`
+	SMTP     SMTP     `yaml:"smtp"`
+	IMAP     IMAP     `yaml:"imap"`
+	Delivery Delivery `yaml:"delivery"`
 }
 
 // Database selects the metadata database.
@@ -76,10 +80,73 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
-// HTTP configures the http module's listener.
-type HTTP struct {
-	// Listen address. Default 127.0.0.1:8080.
-	Listen string `yaml:"listen"`
+// Listen holds each module's listen address. Defaults are loopback and
+// unprivileged so `govhub serve` runs as any user; production puts the
+// standard ports (25, 587, 465, 143, 993, 443) here. An empty address turns
+// that listener off.
+type Listen struct {
+	// SMTP is inbound mail (MX). Default 127.0.0.1:2525.
+	SMTP string `yaml:"smtp"`
+	// Submission is port-587-style submission with STARTTLS. Default 127.0.0.1:5870.
+	Submission string `yaml:"submission"`
+	// Submissions is port-465-style submission with implicit TLS. Default 127.0.0.1:4650.
+	Submissions string `yaml:"submissions"`
+	// IMAP with STARTTLS. Default 127.0.0.1:1430.
+	IMAP string `yaml:"imap"`
+	// IMAPS is IMAP with implicit TLS. Default 127.0.0.1:9930.
+	IMAPS string `yaml:"imaps"`
+	// HTTP serves /healthz, /readyz, /metrics (later webmail and APIs).
+	// Default 127.0.0.1:8080.
+	HTTP string `yaml:"http"`
+}
+
+// TLS names the certificate for SMTP, submission and IMAP. Empty: a
+// self-signed pair generated into <data_dir>/tls on first start.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// SMTP tunes the SMTP and submission listeners.
+type SMTP struct {
+	// MaxRecipients per message. Default 1000; never below 100 (RFC 5321
+	// 4.5.3.1.8).
+	MaxRecipients int `yaml:"max_recipients"`
+	// MaxConnsPerIP bounds concurrent connections from one address. Default 20.
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
+	// Timeout for reading a command or a chunk of data. Default 5m.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// IMAP tunes the IMAP listeners.
+type IMAP struct {
+	// AllowInsecureAuth permits LOGIN without TLS from loopback clients only
+	// (for local tools). Default false.
+	AllowInsecureAuth bool `yaml:"allow_insecure_auth"`
+	// IdlePoll is how often IDLE sessions look for changes made by any
+	// process sharing the database. Default 250ms.
+	IdlePoll Duration `yaml:"idle_poll"`
+}
+
+// Delivery configures the outbound queue.
+type Delivery struct {
+	// Smarthost, when set (host:port), relays all outbound mail through it,
+	// as many government networks require.
+	Smarthost string `yaml:"smarthost"`
+	// SmarthostUser and SmarthostPasswordFile authenticate to it (AUTH
+	// PLAIN over TLS). GOVHUB_SMARTHOST_PASSWORD overrides the file.
+	SmarthostUser         string `yaml:"smarthost_user"`
+	SmarthostPasswordFile string `yaml:"smarthost_password_file"`
+	// RequireTLS lists recipient domains that must be reached over TLS.
+	RequireTLS []string `yaml:"require_tls"`
+	// RetryFor: give up and bounce after this long. Default 120h (5 days).
+	RetryFor Duration `yaml:"retry_for"`
+	// DKIMSelector names the DKIM key in DNS. Default govhub.
+	DKIMSelector string `yaml:"dkim_selector"`
+
+	// SmarthostPassword is filled from the file or the environment; never
+	// in the YAML, never logged.
+	SmarthostPassword string `yaml:"-"`
 }
 
 // Default returns the configuration used when no file is given.
@@ -95,8 +162,18 @@ func Default() Config {
 			CompactEvery:        Duration(time.Hour),
 			CompactDeadFraction: 0.3,
 		},
-		Log:  Log{Level: "info", Format: "text"},
-		HTTP: HTTP{Listen: "127.0.0.1:8080"},
+		Log: Log{Level: "info", Format: "text"},
+		Listen: Listen{
+			SMTP:        "127.0.0.1:2525",
+			Submission:  "127.0.0.1:5870",
+			Submissions: "127.0.0.1:4650",
+			IMAP:        "127.0.0.1:1430",
+			IMAPS:       "127.0.0.1:9930",
+			HTTP:        "127.0.0.1:8080",
+		},
+		SMTP:     SMTP{MaxRecipients: 1000, MaxConnsPerIP: 20, Timeout: Duration(5 * time.Minute)},
+		IMAP:     IMAP{IdlePoll: Duration(250 * time.Millisecond)},
+		Delivery: Delivery{RetryFor: Duration(120 * time.Hour), DKIMSelector: "govhub", RequireTLS: []string{}},
 	}
 }
 
@@ -138,6 +215,16 @@ func (c *Config) applyEnv() error {
 	if v := os.Getenv("GOVHUB_DATABASE_URL_FILE"); v != "" {
 		c.Database.URLFile = v
 	}
+	if c.Delivery.SmarthostPasswordFile != "" {
+		raw, err := os.ReadFile(c.Delivery.SmarthostPasswordFile)
+		if err != nil {
+			return fmt.Errorf("config: delivery.smarthost_password_file: %w", err)
+		}
+		c.Delivery.SmarthostPassword = strings.TrimSpace(string(raw))
+	}
+	if v := os.Getenv("GOVHUB_SMARTHOST_PASSWORD"); v != "" {
+		c.Delivery.SmarthostPassword = v
+	}
 	if c.Database.URLFile != "" {
 		raw, err := os.ReadFile(c.Database.URLFile)
 		if err != nil {
@@ -171,6 +258,24 @@ func (c Config) Validate() error {
 	}
 	if c.Store.CompactEvery < Duration(time.Minute) {
 		errs = append(errs, errors.New("store.compact_every: must be at least 1m"))
+	}
+	if c.SMTP.MaxRecipients < 100 {
+		errs = append(errs, fmt.Errorf("smtp.max_recipients: %d is below 100, the minimum RFC 5321 4.5.3.1.8 requires", c.SMTP.MaxRecipients))
+	}
+	if c.SMTP.MaxConnsPerIP < 1 {
+		errs = append(errs, errors.New("smtp.max_conns_per_ip: must be at least 1"))
+	}
+	if c.SMTP.Timeout < Duration(time.Second) {
+		errs = append(errs, errors.New("smtp.timeout: must be at least 1s"))
+	}
+	if c.IMAP.IdlePoll < Duration(10*time.Millisecond) {
+		errs = append(errs, errors.New("imap.idle_poll: must be at least 10ms"))
+	}
+	if c.Delivery.RetryFor < Duration(time.Minute) {
+		errs = append(errs, errors.New("delivery.retry_for: must be at least 1m"))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
