@@ -62,7 +62,9 @@ type commitReq struct {
 // committed. Recipients are delivered independently: one over quota gets
 // ErrQuotaExceeded in its result and the others land. The error return is
 // for failures of the whole delivery (database down, message too large).
-func (s *Store) Deliver(ctx context.Context, raw []byte, rcpts []Recipient, opts DeliverOptions) ([]DeliveryResult, error) {
+func (s *Store) Deliver(ctx context.Context, raw []byte, rcpts []Recipient, opts DeliverOptions) (res []DeliveryResult, err error) {
+	start := time.Now()
+	defer func() { s.metrics.observe(start, res, err) }()
 	if int64(len(raw)) > s.maxSize {
 		return nil, fmt.Errorf("%w: %d bytes > %d", ErrTooLarge, len(raw), s.maxSize)
 	}
@@ -248,6 +250,7 @@ func (s *Store) committer() {
 // that delivery is failed alone, and the rest are run again.
 func (s *Store) runBatch(batch []*commitReq) {
 	ctx := context.Background()
+	s.metrics.batch.Observe(float64(len(batch)))
 	pending := batch
 	// Make the batch's bodies durable, overlapping that fsync with the SQL
 	// work; the transaction waits for it before committing.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/govhub/govhub/internal/sqldb"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configures a Store.
@@ -27,7 +28,9 @@ type Options struct {
 	// has one writer, so its default is 1; PostgreSQL's is 4, which keeps
 	// the server busy while one batch waits for its commit.
 	Committers int
-	Logger   *slog.Logger
+	Logger     *slog.Logger
+	// Metrics registers the store's Prometheus series; nil: not exported.
+	Metrics prometheus.Registerer
 	// Now is the clock; nil means time.Now. Tests inject it to drive grace
 	// periods.
 	Now func() time.Time
@@ -45,6 +48,7 @@ type Store struct {
 	maxBatch int
 
 	stmts     stmtCache
+	metrics   *storeMetrics
 	commits   chan *commitReq
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -66,6 +70,7 @@ func Open(opts Options) (*Store, error) {
 		maxBatch: opts.MaxBatch,
 		commits:  make(chan *commitReq, 1024),
 		stop:     make(chan struct{}),
+		metrics:  newStoreMetrics(opts.Metrics),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -20,7 +20,7 @@ func TestZZProbe(t *testing.T) {
 	var opts []string
 	db.X.Select(&opts, "PRAGMA compile_options")
 	t.Log(opts)
-	_, err = db.X.Exec(`CREATE VIRTUAL TABLE f USING fts5(head, body, content='', contentless_delete=1, tokenize='ascii')`)
+	_, err = db.X.Exec(`CREATE VIRTUAL TABLE f USING fts5(head, body, content='', contentless_delete=1, detail=column, tokenize='ascii')`)
 	t.Log(err)
 	_, err = db.X.Exec(`INSERT INTO f(rowid, head, body) VALUES (5, 'abc 通知', '工作 report 作会 Ab')`)
 	t.Log(err)

@@ -1,0 +1,307 @@
+package imapserver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap"
+	imapsrv "github.com/emersion/go-imap/server"
+	"github.com/govhub/govhub/mailcore"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Authenticator checks a username and password. mailcore/auth implements it
+// (with its failure delays and lockouts); the IMAP server only asks.
+type Authenticator interface {
+	Authenticate(ctx context.Context, username, password, remoteIP string) (mailcore.Account, error)
+}
+
+// TextSearcher answers SEARCH TEXT and SEARCH BODY from a full-text index
+// (mailcore/search implements it), so no search reads every body. field is
+// "TEXT" or "BODY".
+type TextSearcher interface {
+	MatchUIDs(ctx context.Context, mailboxID int64, field string, term string) ([]uint32, error)
+}
+
+// Config configures a Server. Zero values are the documented defaults.
+type Config struct {
+	Auth Authenticator // required
+	// Search answers TEXT/BODY criteria; nil makes them fail with NO
+	// [CANNOT] rather than scan bodies.
+	Search TextSearcher
+	// TLS is required for ServeTLS and for STARTTLS on ServeSTARTTLS.
+	TLS *tls.Config
+	// AllowInsecureAuth permits LOGIN/AUTHENTICATE without TLS, and then
+	// only from loopback addresses (development and tests).
+	AllowInsecureAuth bool
+	// MaxLiteral bounds one literal (and so one APPEND); zero means 50 MiB,
+	// the store's message size limit.
+	MaxLiteral int64
+	// MaxLine bounds a command line outside literals; zero means 64 KiB.
+	MaxLine int
+	// PollInterval is how often the one poller per Server reads the store's
+	// outbox for deliveries and expunges by any process; zero means 250 ms.
+	PollInterval time.Duration
+	// AutoLogout closes a connection idle for this long; zero means 30
+	// minutes, the RFC 3501 5.4 minimum.
+	AutoLogout time.Duration
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Server is the IMAP server over a mailcore.Store.
+type Server struct {
+	store  *mailcore.Store
+	cfg    Config
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	tlsLib   *imapsrv.Server // implicit TLS listeners
+	plainLib *imapsrv.Server // STARTTLS listeners
+
+	connID atomic.Uint64
+
+	mu       sync.Mutex
+	selected map[int64]map[*session]struct{} // mailbox id -> sessions with it selected
+	sessions map[*session]struct{}
+	closed   bool
+
+	pollOnce sync.Once
+	pollWG   sync.WaitGroup
+	lastSeen atomic.Int64 // highest outbox id handled
+
+	m metrics
+}
+
+type metrics struct {
+	conns      prometheus.Counter
+	active     prometheus.Gauge
+	authFail   prometheus.Counter
+	idle       prometheus.Gauge
+	polls      prometheus.Counter
+	limitClose *prometheus.CounterVec
+}
+
+// New returns a Server. Call ServeTLS and/or ServeSTARTTLS with listeners,
+// and Close to stop.
+func New(store *mailcore.Store, cfg Config) *Server {
+	if cfg.MaxLiteral <= 0 {
+		cfg.MaxLiteral = 50 << 20
+	}
+	if cfg.MaxLine <= 0 {
+		cfg.MaxLine = 64 << 10
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 250 * time.Millisecond
+	}
+	if cfg.AutoLogout <= 0 {
+		cfg.AutoLogout = imapsrv.MinAutoLogout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		store:    store,
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "imap"),
+		selected: map[int64]map[*session]struct{}{},
+		sessions: map[*session]struct{}{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.m = metrics{
+		conns:      prometheus.NewCounter(prometheus.CounterOpts{Name: "govhub_imap_connections_total", Help: "IMAP connections accepted."}),
+		active:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "govhub_imap_connections_active", Help: "IMAP connections open."}),
+		authFail:   prometheus.NewCounter(prometheus.CounterOpts{Name: "govhub_imap_auth_failures_total", Help: "IMAP LOGIN/AUTHENTICATE refusals."}),
+		idle:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "govhub_imap_idle_sessions", Help: "IMAP sessions in IDLE."}),
+		polls:      prometheus.NewCounter(prometheus.CounterOpts{Name: "govhub_imap_event_polls_total", Help: "Outbox polls made for IDLE and NOOP updates."}),
+		limitClose: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "govhub_imap_limit_closes_total", Help: "Connections closed for exceeding a limit."}, []string{"limit"}),
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.m.conns, s.m.active, s.m.authFail, s.m.idle, s.m.polls, s.m.limitClose} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				s.log.Warn("metric not registered", "err", err)
+			}
+		}
+	}
+	s.tlsLib = s.newLib(true)
+	s.plainLib = s.newLib(false)
+	return s
+}
+
+// newLib configures one go-imap server. Two exist because go-imap decides
+// the greeting's capabilities from its own view of TLS: on implicit-TLS
+// listeners the connection it sees is our limit filter over the tls.Conn,
+// so that instance is told auth is allowed and has no STARTTLS to offer.
+func (s *Server) newLib(implicitTLS bool) *imapsrv.Server {
+	lib := imapsrv.New(&backendShim{})
+	lib.AutoLogout = s.cfg.AutoLogout
+	lib.MaxLiteralSize = uint32(min(s.cfg.MaxLiteral, 1<<32-1))
+	lib.ErrorLog = slogAdapter{s.log}
+	if implicitTLS {
+		lib.AllowInsecureAuth = true
+	} else {
+		lib.TLSConfig = s.cfg.TLS
+		lib.AllowInsecureAuth = s.cfg.AllowInsecureAuth
+	}
+	lib.Enable(&extension{s: s, implicitTLS: implicitTLS})
+	return lib
+}
+
+// ServeTLS serves IMAP with implicit TLS (the port 993 shape, RFC 8314) on
+// l, a plain TCP listener; it returns when l is closed.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.cfg.TLS == nil {
+		return errors.New("imapserver: ServeTLS needs Config.TLS")
+	}
+	s.startPoller()
+	return s.tlsLib.Serve(&limitListener{Listener: l, s: s, tls: s.cfg.TLS})
+}
+
+// ServeSTARTTLS serves IMAP in plaintext with STARTTLS (the port 143
+// shape) on l; it returns when l is closed.
+func (s *Server) ServeSTARTTLS(l net.Listener) error {
+	s.startPoller()
+	return s.plainLib.Serve(&limitListener{Listener: l, s: s})
+}
+
+// Close stops the listeners, closes every connection and stops the poller.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.tlsLib.Close()
+	s.plainLib.Close()
+	s.pollWG.Wait()
+	return nil
+}
+
+func (s *Server) startPoller() {
+	s.pollOnce.Do(func() {
+		var last int64
+		err := s.store.DB().X.GetContext(s.ctx, &last, `SELECT COALESCE(MAX(id), 0) FROM outbox`)
+		if err != nil {
+			s.log.Error("outbox position", "err", err)
+		}
+		s.lastSeen.Store(last)
+		s.pollWG.Add(1)
+		go s.poll()
+	})
+}
+
+// poll is the one reader of the outbox for all sessions: every tick one
+// query, whose events are fanned out to the sessions that have the
+// mailbox selected. Sessions in IDLE are written to at once; others see
+// the changes at their next NOOP, CHECK, IDLE or mailbox-changing command.
+func (s *Server) poll() {
+	defer s.pollWG.Done()
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.pollOnceNow()
+	}
+}
+
+func (s *Server) pollOnceNow() {
+	for {
+		after := s.lastSeen.Load()
+		evs, err := s.store.Events(s.ctx, after, 1000)
+		s.m.polls.Inc()
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.log.Warn("poll outbox", "err", err)
+			}
+			return
+		}
+		if len(evs) == 0 {
+			return
+		}
+		s.lastSeen.Store(evs[len(evs)-1].ID)
+		s.fanOut(evs)
+		if len(evs) < 1000 {
+			return
+		}
+	}
+}
+
+func (s *Server) fanOut(evs []mailcore.Event) {
+	byMailbox := map[int64][]mailcore.Event{}
+	for _, e := range evs {
+		byMailbox[e.MailboxID] = append(byMailbox[e.MailboxID], e)
+	}
+	s.mu.Lock()
+	var targets []*session
+	var lists [][]mailcore.Event
+	for mb, es := range byMailbox {
+		for sess := range s.selected[mb] {
+			targets = append(targets, sess)
+			lists = append(lists, es)
+		}
+	}
+	s.mu.Unlock()
+	for i, sess := range targets {
+		sess.notify(lists[i])
+	}
+}
+
+// notifyFlags tells the other sessions of this process that have mailboxID
+// selected that flags changed (flag changes are not outbox events, so
+// sessions in other processes see them at their next FETCH).
+func (s *Server) notifyFlags(from *session, mailboxID int64, uids []uint32) {
+	s.mu.Lock()
+	var targets []*session
+	for sess := range s.selected[mailboxID] {
+		if sess != from {
+			targets = append(targets, sess)
+		}
+	}
+	s.mu.Unlock()
+	for _, sess := range targets {
+		sess.notifyFlags(mailboxID, uids)
+	}
+}
+
+func (s *Server) register(sess *session, mailboxID int64) {
+	s.mu.Lock()
+	m := s.selected[mailboxID]
+	if m == nil {
+		m = map[*session]struct{}{}
+		s.selected[mailboxID] = m
+	}
+	m[sess] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *Server) unregister(sess *session, mailboxID int64) {
+	s.mu.Lock()
+	if m := s.selected[mailboxID]; m != nil {
+		delete(m, sess)
+		if len(m) == 0 {
+			delete(s.selected, mailboxID)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// slogAdapter routes go-imap's error log to slog.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Printf(format string, v ...interface{}) {
+	a.l.Warn(fmt.Sprintf(format, v...))
+}
+func (a slogAdapter) Println(v ...interface{}) { a.l.Warn(fmt.Sprint(v...)) }
+
+var _ imap.Logger = slogAdapter{}
