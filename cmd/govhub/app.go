@@ -10,6 +10,7 @@ import (
 	"github.com/govhub/govhub/internal/sqldb"
 	"github.com/govhub/govhub/mailcore"
 	"github.com/govhub/govhub/mailcore/volume"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // app is the wired core every command works on.
@@ -49,6 +50,7 @@ type openOptions struct {
 	readOnlyBlobs bool // fsck while a server runs
 	recover       bool // finish interrupted purges, sweep orphans
 	verbose       bool // log at the configured level; else warnings only (one-shot commands)
+	metrics       prometheus.Registerer
 }
 
 // blobStores maps store.blobs to a constructor: the explicit wiring of
@@ -97,6 +99,7 @@ func (g *globals) openApp(ctx context.Context, o openOptions) (*app, error) {
 	}
 	a.store, err = mailcore.Open(mailcore.Options{
 		DB: a.db, Blobs: a.blobs, Logger: a.log,
+		Metrics:        o.metrics,
 		DefaultQuota:   int64(cfg.Store.DefaultQuota),
 		MaxMessageSize: int64(cfg.Store.MaxMessageSize),
 	})

@@ -237,7 +237,7 @@ func TestServe(t *testing.T) {
 		t.Fatalf("serve printed no http address; stderr:\n%s", stderr.String())
 	}
 	go io.Copy(io.Discard, stdout)
-	for _, p := range []string{"/healthz", "/readyz"} {
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
 		resp, err := http.Get(base + p)
 		if err != nil {
 			t.Fatal(err)
@@ -246,6 +246,9 @@ func TestServe(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
 			t.Errorf("%s: %d %s", p, resp.StatusCode, body)
+		}
+		if p == "/metrics" && !strings.Contains(string(body), "govhub_store_deliver_seconds") {
+			t.Errorf("/metrics lacks the store series:\n%.500s", body)
 		}
 	}
 	// A second server on the same data directory is refused: the volumes

@@ -12,6 +12,9 @@ import (
 
 	"github.com/govhub/govhub/internal/lease"
 	"github.com/govhub/govhub/mailcore"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 )
 
@@ -34,7 +37,9 @@ committed) and then starts the modules.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			a, err := g.openApp(ctx, openOptions{recover: true, verbose: true})
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			a, err := g.openApp(ctx, openOptions{recover: true, verbose: true, metrics: reg})
 			if err != nil {
 				return err
 			}
@@ -66,7 +71,7 @@ committed) and then starts the modules.`,
 					return fmt.Errorf("http: %w", err)
 				}
 				fmt.Fprintf(out, "http: listening on http://%s\n", ln.Addr())
-				srv := &http.Server{Handler: healthMux(a), ReadHeaderTimeout: 10 * time.Second}
+				srv := &http.Server{Handler: httpMux(a, reg), ReadHeaderTimeout: 10 * time.Second}
 				go func() {
 					<-ctx.Done()
 					sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -104,10 +109,11 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-// healthMux serves /healthz (the process is up) and /readyz (the database
-// answers).
-func healthMux(a *app) http.Handler {
+// httpMux serves /healthz (the process is up), /readyz (the database
+// answers) and /metrics (Prometheus).
+func httpMux(a *app, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
