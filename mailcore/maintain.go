@@ -226,7 +226,8 @@ func (s *Store) Fsck(ctx context.Context, opts FsckOptions) (FsckReport, error) 
 		return rep, err
 	}
 
-	// Reference counts: refs must equal the rows pointing at the blob.
+	// Reference counts: refs must equal the rows pointing at the blob:
+	// message rows plus outbound queue messages (mailcore/queue).
 	var refs []struct {
 		ID     int64  `db:"id"`
 		SHA    []byte `db:"sha"`
@@ -236,7 +237,7 @@ func (s *Store) Fsck(ctx context.Context, opts FsckOptions) (FsckReport, error) 
 		DeadAt *int64 `db:"dead_at"`
 	}
 	if err := db.SelectContext(ctx, &refs, `SELECT b.id, b.sha, b.refs, b.state, b.dead_at, COALESCE(c.n, 0) AS actual
-		FROM blobs b LEFT JOIN (SELECT blob_id, COUNT(*) AS n FROM messages GROUP BY blob_id) c ON c.blob_id = b.id
+		FROM blobs b LEFT JOIN (SELECT blob_id, COUNT(*) AS n FROM (SELECT blob_id FROM messages UNION ALL SELECT blob_id FROM queue_messages) r GROUP BY blob_id) c ON c.blob_id = b.id
 		WHERE b.refs <> COALESCE(c.n, 0) OR (b.refs = 0 AND b.dead_at IS NULL) OR (b.refs > 0 AND b.dead_at IS NOT NULL)`); err != nil {
 		return rep, err
 	}
