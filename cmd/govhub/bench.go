@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -107,27 +108,11 @@ Account creation is not timed.`,
 			if !keep {
 				defer os.RemoveAll(dir)
 			}
-			if dbURL == "" {
-				dbURL = filepath.Join(dir, "govhub.db")
-			}
-			db, err := sqldb.Open(ctx, dbURL, sqldb.Options{})
+			db, vs, st, closeAll, err := openBenchStore(ctx, dir, dbURL)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			if _, err := db.Migrate(ctx, nil); err != nil {
-				return err
-			}
-			vs, err := volume.Open(volume.Options{Dir: filepath.Join(dir, "volumes")})
-			if err != nil {
-				return err
-			}
-			defer vs.Close()
-			st, err := mailcore.Open(mailcore.Options{DB: db, Blobs: vs, DefaultQuota: -1})
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+			defer closeAll()
 			// Accounts, untimed.
 			var nas []mailcore.NewAccount
 			run := time.Now().UnixNano()
@@ -262,6 +247,40 @@ Account creation is not timed.`,
 	return cmd
 }
 
+// openBenchStore opens a migrated store in dir (SQLite there unless dbURL
+// names another database) with unlimited default quota. closeAll is safe to
+// call more than once.
+func openBenchStore(ctx context.Context, dir, dbURL string) (*sqldb.DB, *volume.Store, *mailcore.Store, func(), error) {
+	if dbURL == "" {
+		dbURL = filepath.Join(dir, "govhub.db")
+	}
+	db, err := sqldb.Open(ctx, dbURL, sqldb.Options{})
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if _, err := db.Migrate(ctx, nil); err != nil {
+		db.Close()
+		return nil, nil, nil, nil, err
+	}
+	vs, err := volume.Open(volume.Options{Dir: filepath.Join(dir, "volumes")})
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, nil, err
+	}
+	st, err := mailcore.Open(mailcore.Options{DB: db, Blobs: vs, DefaultQuota: -1})
+	if err != nil {
+		vs.Close()
+		db.Close()
+		return nil, nil, nil, nil, err
+	}
+	closeAll := func() {
+		st.Close()
+		vs.Close()
+		db.Close()
+	}
+	return db, vs, st, closeAll, nil
+}
+
 // benchBody is random text shared by all generated messages; each message
 // differs in its headers and first line, so no two share a body hash.
 var benchBody = func() []byte {
@@ -321,27 +340,11 @@ it into a new temporary data directory through the same code as
 				return err
 			}
 			defer os.RemoveAll(dir)
-			if dbURL == "" {
-				dbURL = filepath.Join(dir, "govhub.db")
-			}
-			db, err := sqldb.Open(ctx, dbURL, sqldb.Options{})
+			db, _, st, closeAll, err := openBenchStore(ctx, dir, dbURL)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			if _, err := db.Migrate(ctx, nil); err != nil {
-				return err
-			}
-			vs, err := volume.Open(volume.Options{Dir: filepath.Join(dir, "volumes")})
-			if err != nil {
-				return err
-			}
-			defer vs.Close()
-			st, err := mailcore.Open(mailcore.Options{DB: db, Blobs: vs})
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+			defer closeAll()
 			// Half the rows carry an existing bcrypt hash (taken as is), half
 			// none (SSO only): what a migration from another system brings.
 			const hash = "$2b$10$abcdefghijklmnopqrstuu5ZJ0e4P8Y5KfFXlOk9fJ6Tl0hGkXrLm"
