@@ -215,28 +215,55 @@ func TestFsckExitCodes(t *testing.T) {
 	}
 }
 
-func TestServe(t *testing.T) {
-	data := t.TempDir()
-	cmd := exec.Command(bin, "--data", data, "serve", "--http", "127.0.0.1:0")
+// startServe runs `govhub serve` on free loopback ports and returns the
+// printed address of every listener, keyed by name.
+func startServe(t *testing.T, data string, extra ...string) (*exec.Cmd, map[string]string, *bytes.Buffer) {
+	t.Helper()
+	args := []string{"--data", data, "serve"}
+	for _, n := range []string{"smtp", "submission", "submissions", "imap", "imaps", "http"} {
+		args = append(args, "--"+n, "127.0.0.1:0")
+	}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addrs := map[string]string{}
 	sc := bufio.NewScanner(stdout)
-	var base string
-	deadline := time.Now().Add(30 * time.Second)
-	for base == "" && time.Now().Before(deadline) && sc.Scan() {
-		if l := sc.Text(); strings.HasPrefix(l, "http: listening on ") {
-			base = strings.TrimPrefix(l, "http: listening on ")
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && sc.Scan() {
+		l := sc.Text()
+		if name, rest, ok := strings.Cut(l, ": listening on "); ok {
+			addrs[name] = rest
+		}
+		if strings.HasPrefix(l, "maintenance:") || strings.HasPrefix(l, "delivery:") {
+			break
 		}
 	}
-	if base == "" {
-		t.Fatalf("serve printed no http address; stderr:\n%s", stderr.String())
+	if addrs["http"] == "" {
+		t.Fatalf("serve printed no http address (got %v); stderr:\n%s", addrs, stderr.String())
 	}
 	go io.Copy(io.Discard, stdout)
+	return cmd, addrs, stderr
+}
+
+func hostPort(u string) string {
+	_, hp, _ := strings.Cut(u, "://")
+	return hp
+}
+
+func TestServe(t *testing.T) {
+	data := t.TempDir()
+	cmd, addrs, stderr := startServe(t, data)
+	for _, n := range []string{"smtp", "submission", "submissions", "imap", "imaps", "http"} {
+		if addrs[n] == "" {
+			t.Errorf("no %s listener printed: %v", n, addrs)
+		}
+	}
+	base := addrs["http"]
 	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
 		resp, err := http.Get(base + p)
 		if err != nil {
@@ -253,7 +280,7 @@ func TestServe(t *testing.T) {
 	}
 	// A second server on the same data directory is refused: the volumes
 	// have one owner.
-	if _, errs, code := run(t, "", "--data", data, "serve", "--http", "127.0.0.1:0"); code != 2 || !strings.Contains(errs, "in use") {
+	if _, errs, code := run(t, "", "--data", data, "serve", "--modules", "http", "--http", "127.0.0.1:0"); code != 2 || !strings.Contains(errs, "in use") {
 		t.Errorf("second serve: exit %d %q", code, errs)
 	}
 	// fsck without --repair runs beside the server.
@@ -264,10 +291,60 @@ func TestServe(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("serve did not stop cleanly on SIGTERM: %v\n%s", err, stderr.String())
 	}
-	for _, f := range []string{"govhub.db", "volumes"} {
+	for _, f := range []string{"govhub.db", "volumes", "tls"} {
 		if _, err := os.Stat(filepath.Join(data, f)); err != nil {
 			t.Errorf("data dir lacks %s: %v", f, err)
 		}
+	}
+}
+
+// TestServeMailFlow is the first-run experience end to end: an account
+// made with `user add`, mail sent to the running server over SMTP with
+// Python's smtplib, read back over IMAPS with imaplib, Chinese subject
+// search included.
+func TestServeMailFlow(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 missing under CI: .ci/run installs it")
+		}
+		t.Skip("python3 not installed")
+	}
+	data := t.TempDir()
+	if _, errs, code := run(t, "pw-of-zhang\n", "--data", data, "user", "add", "zhang@gov.example", "--password-stdin"); code != 0 {
+		t.Fatal(errs)
+	}
+	_, addrs, stderr := startServe(t, data)
+	script := `
+import smtplib, imaplib, ssl, sys, email.header
+smtp_hp, imaps_hp = sys.argv[1], sys.argv[2]
+h, p = smtp_hp.rsplit(":", 1)
+msg = ("From: =?UTF-8?B?5p2O5Zub?= <lisi@elsewhere.example>\r\nTo: zhang@gov.example\r\n"
+       "Subject: =?UTF-8?B?5YWz5LqO5byA5Lya55qE6YCa55+l?=\r\nMessage-ID: <e2e-1@elsewhere.example>\r\n\r\n"
+       "Please read the attached notice.\r\n")
+with smtplib.SMTP(h, int(p)) as s:
+    s.sendmail("lisi@elsewhere.example", ["zhang@gov.example"], msg.encode())
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+h, p = imaps_hp.rsplit(":", 1)
+m = imaplib.IMAP4_SSL(h, int(p), ssl_context=ctx)
+m.login("zhang@gov.example", "pw-of-zhang")
+typ, data = m.select("INBOX")
+assert typ == "OK" and data[0] == b"1", (typ, data)
+typ, data = m.fetch("1", "(BODY.PEEK[])")
+body = data[0][1]
+assert b"Received:" in body and body.endswith(msg.encode()), body
+m.literal = "关于开会的通知".encode("utf-8")[3:12]
+typ, data = m.uid("SEARCH", "CHARSET", "UTF-8", "SUBJECT")
+assert typ == "OK" and data[0].split() == [b"1"], (typ, data)
+m.logout()
+print("ok")
+`
+	cmd := exec.Command(py, "-c", script, hostPort(addrs["smtp"]), hostPort(addrs["imaps"]))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ok") {
+		t.Fatalf("python client: %v\n%s\nserver stderr:\n%s", err, out, stderr.String())
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,35 +17,28 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// modules govhub serve knows. Mail protocol modules (smtp, imap, delivery)
-// arrive with their own issue; DESIGN.md lists the full set.
-var knownModules = []string{"http", "maintenance"}
-
 func serveCmd(g *globals) *cobra.Command {
-	var modules, httpAddr string
+	var modules string
+	addrs := map[string]*string{}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run govhub's modules (all by default) with embedded defaults",
-		Long: `Run govhub. With no configuration it keeps everything under ./govhub-data:
-the SQLite metadata database, the packed volume files and generated keys, and
-listens only on 127.0.0.1.
+		Long: `Run govhub. With no configuration it keeps everything under ./govhub-data
+(the SQLite metadata database, the packed volume files, a generated
+self-signed certificate and DKIM keys) and listens only on 127.0.0.1, on
+unprivileged ports, printed at start.
 
 At start it migrates the database, recovers what a crash interrupted (a torn
 volume tail, a half-finished purge, bodies of deliveries that never
-committed) and then starts the modules.`,
+committed) and then starts the modules: smtp (MX, submission with STARTTLS,
+submission with implicit TLS), imap (STARTTLS and implicit TLS, plus the
+search indexer), http (/healthz, /readyz, /metrics), delivery (the outbound
+queue) and maintenance (purge and compaction). --modules runs a subset, so
+modules can be spread over hosts sharing one PostgreSQL database.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			a, err := g.openApp(ctx, openOptions{recover: true, verbose: true, metrics: reg})
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			if httpAddr != "" {
-				a.cfg.Listen.HTTP = httpAddr
-			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
 			want := map[string]bool{}
 			for _, m := range strings.Split(modules, ",") {
 				m = strings.TrimSpace(m)
@@ -58,46 +50,106 @@ committed) and then starts the modules.`,
 				}
 				want[m] = true
 			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "govhub %s: data %s, database %s\n", version, a.cfg.DataDir, a.db.URL)
-			errc := make(chan error, 2)
-			if want["maintenance"] {
-				go func() { errc <- runMaintenance(ctx, a) }()
-				fmt.Fprintf(out, "maintenance: purge and compaction every %s\n", a.cfg.Store.CompactEvery.D())
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			a, err := g.openApp(ctx, openOptions{recover: true, verbose: true, metrics: reg})
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			for name, v := range addrs {
+				if *v != "" {
+					*a.listenAddr(name) = *v
+				}
+			}
+			sv, err := newServices(a, reg)
+			if err != nil {
+				return err
+			}
+			ls, jobs, err := sv.listeners(want)
+			if err != nil {
+				return err
 			}
 			if want["http"] {
-				ln, err := net.Listen("tcp", a.cfg.Listen.HTTP)
-				if err != nil {
-					return fmt.Errorf("http: %w", err)
-				}
-				fmt.Fprintf(out, "http: listening on http://%s\n", ln.Addr())
 				srv := &http.Server{Handler: httpMux(a, reg), ReadHeaderTimeout: 10 * time.Second}
-				go func() {
+				ls = append(ls, &listener{name: "http", addr: a.cfg.Listen.HTTP, serve: srv.Serve})
+				jobs = append(jobs, func(ctx context.Context) error {
 					<-ctx.Done()
 					sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					defer cancel()
-					srv.Shutdown(sctx)
-				}()
-				go func() {
-					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-						errc <- err
-						return
+					return srv.Shutdown(sctx)
+				})
+			}
+			if want["maintenance"] {
+				jobs = append(jobs, func(ctx context.Context) error { return runMaintenance(ctx, a) })
+			}
+			// Open every socket before serving any, so a busy port fails the
+			// start instead of leaving half the modules up.
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "govhub %s: data %s, database %s\n", version, a.cfg.DataDir, a.db.URL)
+			var open []*listener
+			for _, l := range ls {
+				if l.addr == "" {
+					continue // turned off in the config
+				}
+				l.ln, err = net.Listen("tcp", l.addr)
+				if err != nil {
+					for _, o := range open {
+						o.ln.Close()
 					}
-					errc <- nil
-				}()
+					return fmt.Errorf("%s: %w", l.name, err)
+				}
+				open = append(open, l)
 			}
-			select {
-			case <-ctx.Done():
-				fmt.Fprintln(out, "govhub: shutting down")
-				return nil
-			case err := <-errc:
-				return err
+			for _, l := range open {
+				scheme := map[string]string{"http": "http", "imaps": "imaps", "imap": "imap", "submissions": "smtps"}[l.name]
+				if scheme == "" {
+					scheme = "smtp"
+				}
+				fmt.Fprintf(out, "%s: listening on %s://%s\n", l.name, scheme, l.ln.Addr())
 			}
+			if want["maintenance"] {
+				fmt.Fprintf(out, "maintenance: purge and compaction every %s\n", a.cfg.Store.CompactEvery.D())
+			}
+			if want["delivery"] {
+				fmt.Fprintln(out, "delivery: outbound queue running")
+			}
+			errc := make(chan error, len(open)+len(jobs))
+			for _, l := range open {
+				go func() { errc <- serveListener(ctx, l) }()
+			}
+			for _, j := range jobs {
+				go func() { errc <- j(ctx) }()
+			}
+			// A module that ends with an error stops the process (a
+			// supervisor restarts it); one that ends cleanly does not.
+			var first error
+			for first == nil && ctx.Err() == nil {
+				select {
+				case <-ctx.Done():
+				case first = <-errc:
+				}
+			}
+			fmt.Fprintln(out, "govhub: shutting down")
+			cancel()
+			for _, l := range open {
+				l.ln.Close()
+			}
+			return first
 		},
 	}
-	cmd.Flags().StringVar(&modules, "modules", strings.Join(knownModules, ","), "comma-separated modules to run")
-	cmd.Flags().StringVar(&httpAddr, "http", "", "http listen address (default from config, 127.0.0.1:8080)")
+	cmd.Flags().StringVar(&modules, "modules", strings.Join(knownModules, ","), "comma-separated modules to run: "+strings.Join(knownModules, ", "))
+	for _, name := range []string{"smtp", "submission", "submissions", "imap", "imaps", "http"} {
+		addrs[name] = cmd.Flags().String(name, "", name+" listen address (default from the config; see docs/config.md)")
+	}
 	return cmd
+}
+
+// listenAddr points at the config field holding a listener's address.
+func (a *app) listenAddr(name string) *string {
+	l := &a.cfg.Listen
+	return map[string]*string{"smtp": &l.SMTP, "submission": &l.Submission, "submissions": &l.Submissions,
+		"imap": &l.IMAP, "imaps": &l.IMAPS, "http": &l.HTTP}[name]
 }
 
 func contains(xs []string, x string) bool {

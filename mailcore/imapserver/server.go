@@ -151,7 +151,9 @@ func (s *Server) newLib(implicitTLS bool) *imapsrv.Server {
 		lib.TLSConfig = s.cfg.TLS
 		lib.AllowInsecureAuth = s.cfg.AllowInsecureAuth
 	}
-	lib.Enable(&extension{s: s, implicitTLS: implicitTLS})
+	ext := &extension{s: s, implicitTLS: implicitTLS}
+	lib.Enable(ext)
+	ext.ready = true
 	return lib
 }
 

@@ -214,6 +214,11 @@ func New(store *mailcore.Store, cfg Config) (*Queue, error) {
 	if cfg.SmarthostTLS == "" {
 		cfg.SmarthostTLS = SmarthostSTARTTLS
 	}
+	policy := make(map[string]TLSMode, len(cfg.TLSPolicy))
+	for d, m := range cfg.TLSPolicy {
+		policy[strings.ToLower(strings.TrimSuffix(d, "."))] = m
+	}
+	cfg.TLSPolicy = policy
 	if cfg.Backoff == nil {
 		cfg.Backoff = DefaultBackoff
 	}

@@ -140,6 +140,12 @@ type QueryToken struct {
 	Prefix bool
 }
 
+// MaxQueryTokens bounds the tokens of one search term: an IMAP literal may
+// carry megabytes, and each token is one term of the index query. Tokens
+// past it are dropped, so a very long term can only match more, never
+// fewer, messages than it would in full.
+const MaxQueryTokens = 32
+
 // QueryTokens tokenises a search term the way bodies are indexed. A message
 // matches when it contains every returned token; their order and adjacency
 // are not checked (see the package comment).
@@ -147,7 +153,7 @@ func QueryTokens(term string) []QueryToken {
 	seen := map[string]struct{}{}
 	var out []QueryToken
 	tokenize(term, true, func(tok string, kind int) {
-		if _, ok := seen[tok]; ok {
+		if _, ok := seen[tok]; ok || len(out) >= MaxQueryTokens {
 			return
 		}
 		seen[tok] = struct{}{}

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -24,6 +25,7 @@ func TestTokens(t *testing.T) {
 		{"latin lower-cased", "Work REPORT, work-Report!", []string{"work", "report"}},
 		{"punctuation splits cjk", "会议，通知", []string{"会", "会议", "议", "通", "通知", "知"}},
 		{"full-width folded", "ＡＢＣ２０２６", []string{"abc2026"}},
+		{"half-width katakana folded", "ﾒｰﾙ", []string{"メ", "メー", "ー", "ール", "ル"}},
 		{"kana and hangul", "メール 한국", []string{"メ", "メー", "ー", "ール", "ル", "한", "한국", "국"}},
 		{"accents kept, case folded", "Ünïcode café", []string{"ünïcode", "café"}},
 		{"emoji and symbols dropped", "🙂 €100 ☆", []string{"100"}},
@@ -122,4 +124,17 @@ func FuzzTokens(f *testing.F) {
 		}
 		QueryTokens(s)
 	})
+}
+
+// TestQueryTokensCapped: a huge term (an IMAP literal) yields a bounded
+// query, keeping its first tokens.
+func TestQueryTokensCapped(t *testing.T) {
+	var b strings.Builder
+	for i := 0; b.Len() < 1<<20; i++ {
+		fmt.Fprintf(&b, "w%d 第%d号 ", i, i)
+	}
+	got := QueryTokens(b.String())
+	if len(got) != MaxQueryTokens || got[0].Text != "w0" {
+		t.Fatalf("%d tokens, first %+v; want %d starting with w0", len(got), got[0], MaxQueryTokens)
+	}
 }

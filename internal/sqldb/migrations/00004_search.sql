@@ -21,4 +21,7 @@ CREATE TABLE search_indexed (
 CREATE INDEX search_indexed_dead ON search_indexed(blob_id) WHERE dead = 1;
 
 -- +goose Down
+-- The engine-specific index tables go too (IF EXISTS: only one exists).
+DROP TABLE IF EXISTS search_fts;
+DROP TABLE IF EXISTS search_tsv;
 DROP TABLE search_indexed;

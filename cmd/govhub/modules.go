@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+
+	"github.com/govhub/govhub/internal/tlsconf"
+	"github.com/govhub/govhub/mailcore/auth"
+	"github.com/govhub/govhub/mailcore/imapserver"
+	"github.com/govhub/govhub/mailcore/queue"
+	"github.com/govhub/govhub/mailcore/search"
+	"github.com/govhub/govhub/mailcore/smtpserver"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// knownModules are what `serve --modules` accepts (DESIGN.md "Deployment
+// shapes"). Modules share nothing but the database and the blob store.
+var knownModules = []string{"smtp", "imap", "http", "delivery", "maintenance"}
+
+// listener is one socket a module serves.
+type listener struct {
+	name  string // as printed: "smtp", "submission", ...
+	addr  string
+	serve func(net.Listener) error
+	ln    net.Listener
+}
+
+// services holds what the modules share in one process: the TLS
+// certificate, the authenticator, the queue (smtp enqueues, delivery runs
+// it) and the search index (imap queries it, and runs the indexer).
+type services struct {
+	a     *app
+	reg   *prometheus.Registry
+	tls   *tls.Config
+	auth  *auth.Authenticator
+	queue *queue.Queue
+	index *search.Index
+}
+
+func newServices(a *app, reg *prometheus.Registry) (*services, error) {
+	sv := &services{a: a, reg: reg}
+	var err error
+	sv.tls, err = tlsconf.Load(tlsconf.Options{CertFile: a.cfg.TLS.CertFile, KeyFile: a.cfg.TLS.KeyFile,
+		DataDir: filepath.Join(a.cfg.DataDir, "tls"), Hostname: a.cfg.Hostname})
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	sv.auth = auth.New(a.store, auth.Options{Logger: a.log.With("component", "auth")})
+	policy := map[string]queue.TLSMode{}
+	for _, d := range a.cfg.Delivery.RequireTLS {
+		policy[strings.ToLower(d)] = queue.TLSRequired
+	}
+	sv.queue, err = queue.New(a.store, queue.Config{
+		Hostname:      a.cfg.Hostname,
+		Smarthost:     a.cfg.Delivery.Smarthost,
+		SmarthostUser: a.cfg.Delivery.SmarthostUser,
+		SmarthostPass: a.cfg.Delivery.SmarthostPassword,
+		TLSPolicy:     policy,
+		RetryFor:      a.cfg.Delivery.RetryFor.D(),
+		DKIMKeyDir:    filepath.Join(a.cfg.DataDir, "dkim"),
+		DKIMSelector:  a.cfg.Delivery.DKIMSelector,
+		Registerer:    reg,
+		Logger:        a.log.With("component", "queue"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
+	sv.index, err = search.New(a.store, search.Config{Logger: a.log.With("component", "search")})
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	return sv, nil
+}
+
+// listeners returns the sockets of the chosen modules (not yet opened).
+func (sv *services) listeners(want map[string]bool) ([]*listener, []func(context.Context) error, error) {
+	a := sv.a
+	var ls []*listener
+	var jobs []func(context.Context) error
+	if want["smtp"] {
+		srv, err := smtpserver.New(a.store, sv.auth, sv.queue, smtpserver.Config{
+			Hostname:       a.cfg.Hostname,
+			TLS:            sv.tls,
+			MaxMessageSize: int64(a.cfg.Store.MaxMessageSize),
+			MaxRecipients:  a.cfg.SMTP.MaxRecipients,
+			MaxConnsPerIP:  a.cfg.SMTP.MaxConnsPerIP,
+			ReadTimeout:    a.cfg.SMTP.Timeout.D(),
+			WriteTimeout:   a.cfg.SMTP.Timeout.D(),
+			Logger:         a.log.With("component", "smtp"),
+			Registerer:     sv.reg,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("smtp: %w", err)
+		}
+		ls = append(ls,
+			&listener{name: "smtp", addr: a.cfg.Listen.SMTP, serve: srv.ServeMX},
+			&listener{name: "submission", addr: a.cfg.Listen.Submission, serve: srv.ServeSubmission},
+			&listener{name: "submissions", addr: a.cfg.Listen.Submissions, serve: srv.ServeSubmissions})
+		jobs = append(jobs, closer(srv))
+	}
+	if want["imap"] {
+		srv := imapserver.New(a.store, imapserver.Config{
+			Auth:              sv.auth,
+			Search:            sv.index,
+			TLS:               sv.tls,
+			AllowInsecureAuth: a.cfg.IMAP.AllowInsecureAuth,
+			MaxLiteral:        int64(a.cfg.Store.MaxMessageSize),
+			PollInterval:      a.cfg.IMAP.IdlePoll.D(),
+			Logger:            a.log.With("component", "imap"),
+			Registerer:        sv.reg,
+		})
+		ls = append(ls,
+			&listener{name: "imap", addr: a.cfg.Listen.IMAP, serve: srv.ServeSTARTTLS},
+			&listener{name: "imaps", addr: a.cfg.Listen.IMAPS, serve: srv.ServeTLS})
+		jobs = append(jobs, closer(srv), sv.index.Run)
+	}
+	if want["delivery"] {
+		jobs = append(jobs, sv.queue.Run)
+	}
+	return ls, jobs, nil
+}
+
+// closer turns a server's Close into a job that ends with the context.
+func closer(c io.Closer) func(context.Context) error {
+	return func(ctx context.Context) error {
+		<-ctx.Done()
+		return c.Close()
+	}
+}
+
+// serveListener runs l until it is closed; a closed listener is not an
+// error at shutdown.
+func serveListener(ctx context.Context, l *listener) error {
+	err := l.serve(l.ln)
+	if ctx.Err() != nil || errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", l.name, err)
+}
