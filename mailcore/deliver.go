@@ -203,10 +203,23 @@ func (s *Store) submit(d *delivery) error {
 	select {
 	case s.commits <- req:
 	case <-s.stop:
-		return errors.New("mailcore: store closed")
+		return ErrStoreClosed
 	}
-	<-req.done
-	return req.err
+	select {
+	case <-req.done:
+		return req.err
+	case <-s.stopped:
+		// The committers have exited; they drain what was queued before
+		// Close, but a send that raced Close may never be taken. Its body
+		// may be stored; with no row it is an orphan the start-up sweep
+		// removes, and the caller never acknowledged it.
+		select {
+		case <-req.done:
+			return req.err
+		default:
+			return ErrStoreClosed
+		}
+	}
 }
 
 // committer runs deliveries in shared transactions: whatever is waiting

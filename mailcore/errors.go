@@ -17,6 +17,9 @@ var (
 	ErrSpecialMailbox = errors.New("operation not allowed on this mailbox")
 	// ErrTooLarge: the message exceeds the store's size limit.
 	ErrTooLarge = errors.New("message too large")
+	// ErrStoreClosed: Deliver after (or racing) Close; nothing was
+	// committed.
+	ErrStoreClosed = errors.New("mail store closed")
 	// errBlobPurging: the blob row for these bytes is being purged; the
 	// delivery waits for the purge to finish and stores the bytes again.
 	errBlobPurging = errors.New("blob is being purged")

@@ -51,6 +51,7 @@ type Store struct {
 	metrics   *storeMetrics
 	commits   chan *commitReq
 	stop      chan struct{}
+	stopped   chan struct{} // closed once every committer has exited
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -70,6 +71,7 @@ func Open(opts Options) (*Store, error) {
 		maxBatch: opts.MaxBatch,
 		commits:  make(chan *commitReq, 1024),
 		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
 		metrics:  newStoreMetrics(opts.Metrics),
 	}
 	if s.log == nil {
@@ -108,6 +110,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		s.wg.Wait()
+		close(s.stopped)
 		s.stmts.close()
 	})
 	return nil

@@ -76,7 +76,9 @@ func (g *globals) openApp(ctx context.Context, o openOptions) (*app, error) {
 		cfg.Log.Level = "warn"
 	}
 	a := &app{cfg: cfg, log: newLogger(cfg)}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	// The volume directory too: a read-only open (fsck, list commands) of
+	// a data directory no server has used yet then sees an empty store.
+	if err := os.MkdirAll(cfg.VolumeDir(), 0o750); err != nil {
 		return nil, err
 	}
 	a.db, err = sqldb.Open(ctx, cfg.DatabaseURL(), sqldb.Options{MaxOpenConns: cfg.Database.MaxOpenConns})
@@ -101,7 +103,9 @@ func (g *globals) openApp(ctx context.Context, o openOptions) (*app, error) {
 		DB: a.db, Blobs: a.blobs, Logger: a.log,
 		Metrics:        o.metrics,
 		DefaultQuota:   int64(cfg.Store.DefaultQuota),
-		MaxMessageSize: int64(cfg.Store.MaxMessageSize),
+		// Headroom above the SMTP limit for the trace headers (Received,
+		// Return-Path) the server prepends to a message that passed SIZE.
+		MaxMessageSize: int64(cfg.Store.MaxMessageSize) + 64<<10,
 	})
 	if err != nil {
 		a.Close()

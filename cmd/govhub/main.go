@@ -65,6 +65,7 @@ func newRoot() *cobra.Command {
 		userCmd(g),
 		fsckCmd(g),
 		compactCmd(g),
+		queueCmd(g),
 		benchCmd(g),
 		versionCmd(),
 	)

@@ -53,11 +53,25 @@ func newServices(a *app, reg *prometheus.Registry) (*services, error) {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
 	sv.auth = auth.New(a.store, auth.Options{Logger: a.log.With("component", "auth")})
+	sv.queue, err = openQueue(a, reg)
+	if err != nil {
+		return nil, err
+	}
+	sv.index, err = search.New(a.store, search.Config{Logger: a.log.With("component", "search")})
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	return sv, nil
+}
+
+// openQueue builds the outbound queue from the config; reg may be nil (the
+// one-shot queue commands).
+func openQueue(a *app, reg prometheus.Registerer) (*queue.Queue, error) {
 	policy := map[string]queue.TLSMode{}
 	for _, d := range a.cfg.Delivery.RequireTLS {
 		policy[strings.ToLower(d)] = queue.TLSRequired
 	}
-	sv.queue, err = queue.New(a.store, queue.Config{
+	q, err := queue.New(a.store, queue.Config{
 		Hostname:      a.cfg.Hostname,
 		Smarthost:     a.cfg.Delivery.Smarthost,
 		SmarthostUser: a.cfg.Delivery.SmarthostUser,
@@ -72,11 +86,7 @@ func newServices(a *app, reg *prometheus.Registry) (*services, error) {
 	if err != nil {
 		return nil, fmt.Errorf("delivery: %w", err)
 	}
-	sv.index, err = search.New(a.store, search.Config{Logger: a.log.With("component", "search")})
-	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	return sv, nil
+	return q, nil
 }
 
 // listeners returns the sockets of the chosen modules (not yet opened).

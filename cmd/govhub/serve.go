@@ -114,6 +114,7 @@ modules can be spread over hosts sharing one PostgreSQL database.`,
 			if want["delivery"] {
 				fmt.Fprintln(out, "delivery: outbound queue running")
 			}
+			fmt.Fprintln(out, "govhub: ready")
 			errc := make(chan error, len(open)+len(jobs))
 			for _, l := range open {
 				go func() { errc <- serveListener(ctx, l) }()

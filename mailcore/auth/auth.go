@@ -40,6 +40,10 @@ type Options struct {
 	MaxDelay time.Duration
 	// LockAfter failures of one account lock it; default 10.
 	LockAfter int
+	// IPDelayAfter failures from one IP, attempts from it are delayed;
+	// default 10 (higher than DelayAfter: many staff share a NAT address,
+	// and a few typos among them must not slow everyone).
+	IPDelayAfter int
 	// IPLockAfter failures from one IP lock it; default 50.
 	IPLockAfter int
 	// Lockout is how long a lock lasts; default 15 minutes.
@@ -82,6 +86,9 @@ func New(store *mailcore.Store, opts Options) *Authenticator {
 	}
 	if opts.LockAfter <= 0 {
 		opts.LockAfter = 10
+	}
+	if opts.IPDelayAfter <= 0 {
+		opts.IPDelayAfter = 10
 	}
 	if opts.IPLockAfter <= 0 {
 		opts.IPLockAfter = 50
@@ -127,9 +134,15 @@ func (a *Authenticator) Authenticate(ctx context.Context, username, password, re
 	if err != nil {
 		return mailcore.Account{}, fmt.Errorf("auth: look up %s: %w", name, err)
 	}
+	// Unknown usernames are counted under the name given, so guessing at
+	// an address before it exists is counted too; names that are not
+	// addresses at all share one key, which bounds the rows a flood of
+	// junk names can create.
 	acctKey := "account:" + name
 	if found {
 		acctKey = "account:" + acct.Address
+	} else if _, err := mailcore.NormalizeAddress(name); err != nil {
+		acctKey = "account:(not an address)"
 	}
 	ipKey := "ip:" + remoteIP
 
@@ -142,7 +155,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, username, password, re
 		log.Warn("sign-in refused: locked out", "account_failures", as.failures, "ip_failures", is.failures)
 		return mailcore.Account{}, ErrLockedOut
 	}
-	if d := a.delayFor(max(as.failures, is.failures)); d > 0 {
+	if d := max(a.delayFor(as.failures, a.opts.DelayAfter), a.delayFor(is.failures, a.opts.IPDelayAfter)); d > 0 {
 		if err := a.opts.Sleep(ctx, d); err != nil {
 			return mailcore.Account{}, err
 		}
@@ -165,6 +178,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, username, password, re
 	switch {
 	case reason != "":
 	case verr != nil:
+		passhash.Verify(a.dummyHash(), password) // same work as a real check
 		reason = "stored hash unusable"
 		log.Error("stored password hash cannot be verified", "err", verr)
 	case !ok:
@@ -224,13 +238,14 @@ func (a *Authenticator) dummyHash() string {
 	return a.dummy
 }
 
-// delayFor is the wait before checking an attempt on a key with n failures.
-func (a *Authenticator) delayFor(n int64) time.Duration {
-	if n < int64(a.opts.DelayAfter) {
+// delayFor is the wait before checking an attempt on a key with n failures
+// whose delays start at after.
+func (a *Authenticator) delayFor(n int64, after int) time.Duration {
+	if n < int64(after) {
 		return 0
 	}
 	d := a.opts.BaseDelay
-	for i := int64(a.opts.DelayAfter); i < n && d < a.opts.MaxDelay; i++ {
+	for i := int64(after); i < n && d < a.opts.MaxDelay; i++ {
 		d *= 2
 	}
 	return min(d, a.opts.MaxDelay)

@@ -292,3 +292,24 @@ func TestPrune(t *testing.T) {
 		})
 	}
 }
+
+// TestIPDelay: one IP's failures at different accounts delay that IP from
+// IPDelayAfter on, not from DelayAfter (shared NAT addresses).
+func TestIPDelay(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			e := setup(t, b.URL(t))
+			ctx := context.Background()
+			var delayed []int
+			for i := 0; i < 12; i++ {
+				e.auth.Authenticate(ctx, "user"+string(rune('a'+i))+"@example.gov.cn", "x", "192.0.2.200")
+				if len(e.clk.takeSleeps()) > 0 {
+					delayed = append(delayed, i+1)
+				}
+			}
+			if len(delayed) != 2 || delayed[0] != 11 {
+				t.Fatalf("delayed attempts %v, want [11 12]", delayed)
+			}
+		})
+	}
+}

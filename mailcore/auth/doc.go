@@ -17,13 +17,14 @@
 // Guessing defence, recorded in the auth_failures table so that every node
 // sharing the database counts the same failures:
 //   - failures are counted per account (keyed by the account's own address,
-//     so an alias and the address share one count; unknown usernames are
-//     counted under the name given) and per remote IP, within a window
+//     so an alias and the address share one count; unknown addresses are
+//     counted under the name given, names that are not addresses under one
+//     shared key) and per remote IP, within a window
 //     (default 15 minutes after the first failure);
-//   - from DelayAfter failures (default 3) on either key, each further
-//     attempt waits before it is checked, doubling from BaseDelay (1 s) up
-//     to MaxDelay (30 s): the client sees slow answers, a person mistyping
-//     hardly notices;
+//   - from DelayAfter failures of the account (default 3), or IPDelayAfter
+//     of the IP (default 10), each further attempt waits before it is
+//     checked, doubling from BaseDelay (1 s) up to MaxDelay (30 s): the
+//     client sees slow answers, a person mistyping hardly notices;
 //   - at LockAfter failures of the account (default 10), or IPLockAfter of
 //     the IP (default 50: many staff share a NAT address), the key is
 //     locked for Lockout (default 15 minutes): attempts get ErrLockedOut

@@ -4,11 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"mime"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/emersion/go-imap"
 	"github.com/emersion/go-imap/backend/backendutil"
+	"github.com/emersion/go-imap/commands"
+	"github.com/emersion/go-imap/responses"
+	imapsrv "github.com/emersion/go-imap/server"
 	"github.com/emersion/go-message/textproto"
 	"github.com/govhub/govhub/mailcore"
 )
@@ -237,3 +243,212 @@ func addrList(s string) []*imap.Address {
 	}
 	return out
 }
+
+// fastItems reports whether every item is answered from the row, so the
+// response can be encoded here without go-imap's generic writer (which
+// costs a goroutine hand-off and reflection-free but allocation-heavy
+// formatting per message; UID FETCH 1:* of a large mailbox is the common
+// client resync).
+func fastItems(items []imap.FetchItem) bool {
+	for _, it := range items {
+		switch it {
+		case imap.FetchFlags, imap.FetchInternalDate, imap.FetchRFC822Size, imap.FetchUid, imap.FetchEnvelope:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// appendFetch encodes "* seq FETCH (...)\r\n" exactly as go-imap's writer
+// would (a test compares them): quoted strings for printable ASCII,
+// literals otherwise (RFC 9051 4.3), envelope names and subjects in RFC
+// 2047 Q encoding as go-imap does.
+func appendFetch(b []byte, seq uint32, r *row, items []imap.FetchItem) []byte {
+	b = append(b, "* "...)
+	b = strconv.AppendUint(b, uint64(seq), 10)
+	b = append(b, " FETCH ("...)
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, it...)
+		b = append(b, ' ')
+		switch it {
+		case imap.FetchFlags:
+			b = append(b, '(')
+			for j, f := range flagNames(r) {
+				if j > 0 {
+					b = append(b, ' ')
+				}
+				b = append(b, f...)
+			}
+			b = append(b, ')')
+		case imap.FetchInternalDate:
+			b = appendQuoted(b, time.Unix(r.InternalDate, 0).Format(imap.DateTimeLayout))
+		case imap.FetchRFC822Size:
+			b = strconv.AppendUint(b, uint64(uint32(r.Size)), 10)
+		case imap.FetchUid:
+			b = strconv.AppendUint(b, uint64(r.UID), 10)
+		case imap.FetchEnvelope:
+			b = appendEnvelope(b, envelopeOf(r))
+		}
+	}
+	return append(b, ")\r\n"...)
+}
+
+func appendEnvelope(b []byte, e *imap.Envelope) []byte {
+	b = append(b, '(')
+	if e.Date.IsZero() {
+		b = append(b, "NIL"...)
+	} else {
+		b = appendQuoted(b, e.Date.Format("Mon, 02 Jan 2006 15:04:05 -0700"))
+	}
+	b = append(b, ' ')
+	b = appendNString(b, qEncode(e.Subject))
+	for _, l := range [][]*imap.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
+		b = append(b, ' ')
+		if len(l) == 0 {
+			b = append(b, "NIL"...)
+			continue
+		}
+		b = append(b, '(')
+		for _, a := range l {
+			b = append(b, '(')
+			b = appendNString(b, qEncode(a.PersonalName))
+			b = append(b, ' ')
+			b = appendNString(b, a.AtDomainList)
+			b = append(b, ' ')
+			b = appendNString(b, a.MailboxName)
+			b = append(b, ' ')
+			b = appendNString(b, a.HostName)
+			b = append(b, ')')
+		}
+		b = append(b, ')')
+	}
+	b = append(b, ' ')
+	b = appendNString(b, e.InReplyTo)
+	b = append(b, ' ')
+	b = appendNString(b, e.MessageId)
+	return append(b, ')')
+}
+
+func qEncode(s string) string {
+	if s == "" {
+		return ""
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || c < ' ' || c == 0x7f {
+			return mime.QEncoding.Encode("utf-8", s)
+		}
+	}
+	return s
+}
+
+func appendNString(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "NIL"...)
+	}
+	return appendQuotedOrLiteral(b, s)
+}
+
+func appendQuotedOrLiteral(b []byte, s string) []byte {
+	for _, c := range s {
+		if c > unicode.MaxASCII || unicode.IsControl(c) {
+			b = append(b, '{')
+			b = strconv.AppendInt(b, int64(len(s)), 10)
+			b = append(b, "}\r\n"...)
+			return append(b, s...)
+		}
+	}
+	return appendQuoted(b, s)
+}
+
+func appendQuoted(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
+}
+
+// rawResp writes pre-encoded response lines.
+type rawResp []byte
+
+func (r rawResp) WriteTo(w *imap.Writer) error {
+	if _, err := w.Write(r); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// fetchCmd is FETCH and UID FETCH: row-only items take the fast encoder,
+// anything else goes through go-imap's Fetch response and ListMessages.
+type fetchCmd struct{ commands.Fetch }
+
+func (h *fetchCmd) Handle(c imapsrv.Conn) error { return h.run(c, false) }
+
+func (h *fetchCmd) UidHandle(c imapsrv.Conn) error {
+	has := false
+	for _, it := range h.Items {
+		if it == imap.FetchUid {
+			has = true
+		}
+	}
+	if !has {
+		h.Items = append(h.Items, imap.FetchUid)
+	}
+	return h.run(c, true)
+}
+
+func (h *fetchCmd) run(c imapsrv.Conn, uid bool) error {
+	box, ok := c.Context().Mailbox.(*mailbox)
+	if !ok || box == nil {
+		return no("", "No mailbox selected")
+	}
+	if !fastItems(h.Items) {
+		ch := make(chan *imap.Message)
+		done := make(chan error, 1)
+		go func() {
+			done <- c.WriteResp(&responses.Fetch{Messages: ch})
+			for range ch {
+			}
+		}()
+		if err := box.ListMessages(uid, h.SeqSet, h.Items, ch); err != nil {
+			<-done
+			return err
+		}
+		return <-done
+	}
+	sel, err := box.selection()
+	if err != nil {
+		return err
+	}
+	sess := box.u.sess
+	uids := sel.resolve(uid, h.SeqSet)
+	ctx, cancel := box.u.ctx()
+	defer cancel()
+	var buf []byte
+	for start := 0; start < len(uids); start += 5000 {
+		part := uids[start:min(start+5000, len(uids))]
+		rows, err := loadRows(ctx, sess.s.store, box.mb.ID, part)
+		if err != nil {
+			return sess.protoErr("fetch", err)
+		}
+		buf = buf[:0]
+		for i := range rows {
+			if seq := sel.seqOf(rows[i].UID); seq != 0 {
+				buf = appendFetch(buf, seq, &rows[i], h.Items)
+			}
+		}
+		if err := c.WriteResp(rawResp(buf)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func timeUnix(s int64) time.Time { return time.Unix(s, 0) }

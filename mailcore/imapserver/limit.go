@@ -70,7 +70,20 @@ type limitConn struct {
 	num      int64
 	nonSync  bool
 	violated bool
+
+	// Write coalescing, under sh.wmu: go-imap flushes after every line,
+	// which is one TLS record and one syscall per FETCH response. Untagged
+	// lines ("* ...") are held up to coalesceSize or coalesceDelay; a
+	// tagged reply or continuation flushes at once, so no command waits.
+	wbuf   []byte
+	wtimer *time.Timer
+	werr   error
 }
+
+const (
+	coalesceSize  = 16 << 10
+	coalesceDelay = time.Millisecond
+)
 
 func newLimitConn(c net.Conn, sh *connShared, isTLS bool) *limitConn {
 	return &limitConn{Conn: c, sh: sh, isTLS: isTLS, maxLine: sh.s.cfg.MaxLine, maxLit: sh.s.cfg.MaxLiteral}
@@ -157,10 +170,53 @@ func (c *limitConn) scan(b []byte) string {
 func (c *limitConn) Write(p []byte) (int, error) {
 	c.sh.wmu.Lock()
 	defer c.sh.wmu.Unlock()
-	return c.Conn.Write(p)
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	untagged := len(p) >= 2 && p[0] == '*' && p[1] == ' '
+	if !untagged && len(c.wbuf) == 0 {
+		return c.Conn.Write(p)
+	}
+	c.wbuf = append(c.wbuf, p...)
+	switch {
+	case !untagged:
+		return len(p), c.flushLocked(true)
+	case len(c.wbuf) >= coalesceSize:
+		return len(p), c.flushLocked(false)
+	case c.wtimer == nil:
+		c.wtimer = time.AfterFunc(coalesceDelay, func() {
+			c.sh.wmu.Lock()
+			defer c.sh.wmu.Unlock()
+			c.wtimer = nil
+			c.flushLocked(true)
+		})
+	}
+	return len(p), nil
+}
+
+// flushLocked writes the held bytes; release drops the buffer so an idle
+// connection holds none.
+func (c *limitConn) flushLocked(release bool) error {
+	if len(c.wbuf) > 0 && c.werr == nil {
+		if _, err := c.Conn.Write(c.wbuf); err != nil {
+			c.werr = err
+		}
+	}
+	c.wbuf = c.wbuf[:0]
+	if release {
+		c.wbuf = nil
+		if c.wtimer != nil {
+			c.wtimer.Stop()
+			c.wtimer = nil
+		}
+	}
+	return c.werr
 }
 
 func (c *limitConn) Close() error {
+	c.sh.wmu.Lock()
+	c.flushLocked(true)
+	c.sh.wmu.Unlock()
 	c.sh.closeOnce.Do(func() { c.sh.s.m.active.Dec() })
 	return c.Conn.Close()
 }

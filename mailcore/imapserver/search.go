@@ -2,12 +2,17 @@ package imapserver
 
 import (
 	"context"
+	"errors"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/emersion/go-imap"
+	"github.com/emersion/go-imap/responses"
+	imapsrv "github.com/emersion/go-imap/server"
 	"github.com/govhub/govhub/mailcore"
+	"golang.org/x/text/encoding/htmlindex"
 )
 
 // search is SEARCH (RFC 9051 6.4.4) as one SQL query over the rows:
@@ -217,4 +222,99 @@ func uidIn(uids []uint32) string {
 
 func sortUIDs(u []uint32) {
 	sort.Slice(u, func(i, j int) bool { return u[i] < u[j] })
+}
+
+// searchCmd is SEARCH and UID SEARCH with CHARSET handled here: go-imap
+// v1.2.1 calls its global imap.CharsetReader, nil unless set, so any
+// charset but UTF-8 would panic the session (Chinese clients send GB2312).
+// Charsets are WHATWG labels (htmlindex: GB2312 decodes as GBK, its
+// superset, as clients mean it); an unknown one is NO [BADCHARSET] (RFC
+// 9051 6.4.4).
+type searchCmd struct {
+	criteria   *imap.SearchCriteria
+	badCharset bool
+}
+
+func (h *searchCmd) Parse(fields []interface{}) error {
+	if len(fields) == 0 {
+		return errors.New("Missing search criteria")
+	}
+	var decode func([]byte) ([]byte, error)
+	if f, ok := fields[0].(string); ok && strings.EqualFold(f, "CHARSET") {
+		if len(fields) < 2 {
+			return errors.New("Missing CHARSET value")
+		}
+		cs, ok := fields[1].(string)
+		if !ok {
+			return errors.New("Charset must be a string")
+		}
+		fields = fields[2:]
+		switch strings.ToLower(cs) {
+		case "utf-8", "us-ascii":
+		default:
+			enc, err := htmlindex.Get(cs)
+			if err != nil {
+				h.badCharset = true
+				return nil
+			}
+			decode = enc.NewDecoder().Bytes
+		}
+	}
+	if decode != nil {
+		// go-imap's own decoding reads only as many decoded bytes as the
+		// literal had encoded ones, truncating GBK's 2-byte characters
+		// (3 in UTF-8); decode literals to strings first.
+		var err error
+		if fields, err = decodeLiterals(fields, decode); err != nil {
+			h.badCharset = true
+			return nil
+		}
+	}
+	h.criteria = new(imap.SearchCriteria)
+	return h.criteria.ParseWithCharset(fields, nil)
+}
+
+func decodeLiterals(fields []interface{}, decode func([]byte) ([]byte, error)) ([]interface{}, error) {
+	out := make([]interface{}, len(fields))
+	for i, f := range fields {
+		switch v := f.(type) {
+		case imap.Literal:
+			raw, err := io.ReadAll(v)
+			if err != nil {
+				return nil, err
+			}
+			dec, err := decode(raw)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = string(dec)
+		case []interface{}:
+			sub, err := decodeLiterals(v, decode)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = sub
+		default:
+			out[i] = f
+		}
+	}
+	return out, nil
+}
+
+func (h *searchCmd) Handle(c imapsrv.Conn) error    { return h.run(c, false) }
+func (h *searchCmd) UidHandle(c imapsrv.Conn) error { return h.run(c, true) }
+
+func (h *searchCmd) run(c imapsrv.Conn, uid bool) error {
+	if h.badCharset {
+		return no("BADCHARSET", "Unsupported charset")
+	}
+	box, ok := c.Context().Mailbox.(*mailbox)
+	if !ok || box == nil {
+		return no("", "No mailbox selected")
+	}
+	ids, err := box.SearchMessages(uid, h.criteria)
+	if err != nil {
+		return err
+	}
+	return c.WriteResp(&responses.Search{Ids: ids})
 }

@@ -77,6 +77,7 @@ type Server struct {
 	pollOnce sync.Once
 	pollWG   sync.WaitGroup
 	lastSeen atomic.Int64 // highest outbox id handled
+	polls    atomic.Int64 // outbox queries made (tests check they are shared)
 
 	m metrics
 }
@@ -222,6 +223,7 @@ func (s *Server) pollOnceNow() {
 		after := s.lastSeen.Load()
 		evs, err := s.store.Events(s.ctx, after, 1000)
 		s.m.polls.Inc()
+		s.polls.Add(1)
 		if err != nil {
 			if s.ctx.Err() == nil {
 				s.log.Warn("poll outbox", "err", err)

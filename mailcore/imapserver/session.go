@@ -397,6 +397,10 @@ func (e *extension) Command(name string) imapsrv.HandlerFactory {
 		return func() imapsrv.Handler { return &enableCmd{} }
 	case "UID":
 		return func() imapsrv.Handler { return &uidCmd{} }
+	case "FETCH":
+		return func() imapsrv.Handler { return &fetchCmd{} }
+	case "SEARCH":
+		return func() imapsrv.Handler { return &searchCmd{} }
 	case "IDLE":
 		if e.ready {
 			return func() imapsrv.Handler { return &idleCmd{} }

@@ -75,8 +75,10 @@ func (ix *Index) catchUpNew(ctx context.Context) error {
 // that is not visible yet belongs to a transaction running at that
 // snapshot (ids are drawn before commit; a transaction starting later draws
 // larger ones), and all of those have ended once some later snapshot's
-// xmin reaches this xmax. SQLite has one writer and commits in id order, so
-// there an invisible id below maxID is never committed.
+// xmin reaches this xmax. (That needs ids drawn in order across sessions:
+// the identity columns of migration 00001 have the default CACHE 1.)
+// SQLite has one writer and commits in id order, so there an invisible id
+// below maxID is never committed.
 func (ix *Index) snapshot(ctx context.Context) (maxID, xmin, xmax int64, err error) {
 	if ix.db.Dialect == sqldb.Postgres {
 		row := ix.db.X.QueryRowContext(ctx, `SELECT COALESCE((SELECT MAX(id) FROM blobs), 0),

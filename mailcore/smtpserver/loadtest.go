@@ -49,6 +49,11 @@ type LoadOptions struct {
 	To       []string `json:"to"`
 	// Timeout bounds each SMTP command; default 1 minute.
 	Timeout time.Duration `json:"-"`
+	// Readable, when set, is polled after the last message was answered
+	// until it reports that every accepted message can be read (e.g. by
+	// counting the recipients' INBOX rows); LoadResult.UntilReadable is the
+	// time from the start until then.
+	Readable func(ctx context.Context, accepted int) (bool, error) `json:"-"`
 }
 
 // LoadResult reports a LoadTest run.
@@ -60,6 +65,9 @@ type LoadResult struct {
 	Duration time.Duration `json:"duration_ns"`
 	// PerSecond is accepted messages per second of wall time.
 	PerSecond float64 `json:"accepted_per_second"`
+	// UntilReadable is the time from the start until Readable reported
+	// every accepted message readable (zero without Readable).
+	UntilReadable time.Duration `json:"until_readable_ns,omitempty"`
 	// Errors counts failures by their (SMTP or network) error text.
 	Errors map[string]int `json:"errors,omitempty"`
 }
@@ -167,6 +175,23 @@ feed:
 	}
 	if len(res.Errors) == 0 {
 		res.Errors = nil
+	}
+	if opts.Readable != nil && res.Accepted > 0 {
+		for {
+			ok, err := opts.Readable(ctx, res.Accepted)
+			if err != nil {
+				return res, fmt.Errorf("smtpserver: LoadTest readable check: %w", err)
+			}
+			if ok {
+				res.UntilReadable = time.Since(start)
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return res, ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 	}
 	if !dialOK && res.Messages > 0 {
 		return res, fmt.Errorf("smtpserver: LoadTest: no connection to %s succeeded", opts.Target)

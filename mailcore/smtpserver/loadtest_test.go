@@ -9,11 +9,14 @@ func TestLoadTest(t *testing.T) {
 	e := newEnv(t, "", nil)
 	ctx := context.Background()
 	res, err := LoadTest(ctx, LoadOptions{Target: e.mx, Conns: 4, Messages: 40, Recipients: 2, Size: 4096,
-		From: "bench@elsewhere.example", To: []string{bob, carol}})
+		From: "bench@elsewhere.example", To: []string{bob, carol},
+		Readable: func(ctx context.Context, accepted int) (bool, error) {
+			return len(e.inbox(t, bob)) >= accepted, nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Accepted != 40 || res.Failed != 0 || res.PerSecond <= 0 || res.Bytes < 40*4096 {
+	if res.Accepted != 40 || res.Failed != 0 || res.PerSecond <= 0 || res.Bytes < 40*4096 || res.UntilReadable <= 0 {
 		t.Fatalf("result %+v", res)
 	}
 	if n := len(e.inbox(t, bob)); n != 40 {

@@ -35,8 +35,8 @@ type Outbound interface {
 	Enqueue(ctx context.Context, from string, rcpts []string, raw []byte) error
 }
 
-// Config tunes a Server. Zero values take the documented defaults; a
-// negative limit disables it.
+// Config tunes a Server. Zero values take the documented defaults;
+// MaxConnsPerIP and MaxConnRate may be negative to disable them.
 type Config struct {
 	// Hostname is announced in the greeting and Received headers; default
 	// os.Hostname().
@@ -95,7 +95,7 @@ func (c *Config) defaults() {
 			c.Hostname = "localhost"
 		}
 	}
-	if c.MaxMessageSize == 0 {
+	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = 50 << 20
 	}
 	if c.MaxRecipients == 0 {
@@ -104,7 +104,7 @@ func (c *Config) defaults() {
 	if c.MaxRecipients < 100 {
 		c.MaxRecipients = 100 // RFC 5321 4.5.3.1.8
 	}
-	if c.MaxLineLength == 0 {
+	if c.MaxLineLength <= 0 {
 		c.MaxLineLength = 2000
 	}
 	if c.MaxConnsPerIP == 0 {
@@ -116,16 +116,16 @@ func (c *Config) defaults() {
 	if c.ConnRateWindow <= 0 {
 		c.ConnRateWindow = time.Minute
 	}
-	if c.ReadTimeout == 0 {
+	if c.ReadTimeout <= 0 {
 		c.ReadTimeout = 5 * time.Minute
 	}
-	if c.WriteTimeout == 0 {
+	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 5 * time.Minute
 	}
-	if c.MaxAuthFailures == 0 {
+	if c.MaxAuthFailures <= 0 {
 		c.MaxAuthFailures = 3
 	}
-	if c.DeliverTimeout == 0 {
+	if c.DeliverTimeout <= 0 {
 		c.DeliverTimeout = 2 * time.Minute
 	}
 	if c.Logger == nil {

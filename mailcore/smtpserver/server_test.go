@@ -607,3 +607,24 @@ func TestSTARTTLSHandshakeFailure(t *testing.T) {
 		t.Fatalf("plaintext session resumed after failed handshake: %q", rest)
 	}
 }
+
+// TestStoreFailure: when the store cannot deliver, DATA gets 451 4.3.0
+// with generic text (the internal error is logged, not sent) and the
+// sender keeps the message.
+func TestStoreFailure(t *testing.T) {
+	e := newEnv(t, "", nil)
+	rc := dialRaw(t, e.mx)
+	rc.cmd("EHLO client.example", "250 ")
+	rc.cmd("MAIL FROM:<x@elsewhere.example>", "250 ")
+	rc.cmd("RCPT TO:<"+bob+">", "250 ")
+	e.store.DB().Close() // the delivery transaction fails
+	rc.cmd("DATA", "354 ")
+	rc.send("Subject: s\r\n\r\nbody\r\n.\r\n")
+	lines := rc.expect("451 4.3.0")
+	if strings.Contains(strings.Join(lines, ""), "closed") || strings.Contains(strings.Join(lines, ""), "sql") {
+		t.Fatalf("internal error leaked: %q", lines)
+	}
+	if !strings.Contains(e.logs.String(), "database is closed") {
+		t.Fatal("internal error not logged")
+	}
+}

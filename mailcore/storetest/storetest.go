@@ -45,6 +45,7 @@ func Run(t *testing.T, open Open) {
 		{"DeleteMailbox", testDeleteMailbox},
 		{"RenameInbox", testRenameInbox},
 		{"Fsck", testFsck},
+		{"DeliverAfterClose", testDeliverAfterClose},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -792,5 +793,26 @@ func testFsck(t *testing.T, open Open) {
 	// A missing body cannot be repaired from metadata: it stays reported.
 	if len(left) != 1 || left[0] != "missing-body" {
 		t.Fatalf("after repair: %v", rep.Problems)
+	}
+}
+
+// testDeliverAfterClose:
+// a Deliver racing or following Close returns ErrStoreClosed, never hangs.
+func testDeliverAfterClose(t *testing.T, open Open) {
+	s := open(t, mailcore.Options{})
+	_, r := mustAccount(t, s, "closed@gov.example", 0)
+	s.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Deliver(ctx, message(1, "late"), []mailcore.Recipient{r}, mailcore.DeliverOptions{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, mailcore.ErrStoreClosed) {
+			t.Fatalf("deliver after close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Deliver after Close hangs")
 	}
 }
