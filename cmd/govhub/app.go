@@ -101,8 +101,8 @@ func (g *globals) openApp(ctx context.Context, o openOptions) (*app, error) {
 	}
 	a.store, err = mailcore.Open(mailcore.Options{
 		DB: a.db, Blobs: a.blobs, Logger: a.log,
-		Metrics:        o.metrics,
-		DefaultQuota:   int64(cfg.Store.DefaultQuota),
+		Metrics:      o.metrics,
+		DefaultQuota: int64(cfg.Store.DefaultQuota),
 		// Headroom above the SMTP limit for the trace headers (Received,
 		// Return-Path) the server prepends to a message that passed SIZE.
 		MaxMessageSize: int64(cfg.Store.MaxMessageSize) + 64<<10,

@@ -27,7 +27,7 @@ func benchCmd(g *globals) *cobra.Command {
 		Use:   "bench",
 		Short: "Measure govhub on this machine (store)",
 	}
-	cmd.AddCommand(benchStoreCmd(), benchImportCmd())
+	cmd.AddCommand(benchStoreCmd(), benchImportCmd(), benchSMTPCmd())
 	return cmd
 }
 

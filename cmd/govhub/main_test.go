@@ -60,7 +60,7 @@ func run(t *testing.T, stdin string, args ...string) (string, string, int) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, c := range [][]string{{}, {"serve"}, {"migrate"}, {"user"}, {"user", "add"}, {"user", "import"}, {"user", "list"}, {"user", "quota"}, {"fsck"}, {"compact"}, {"bench"}, {"bench", "store"}, {"bench", "import"}, {"queue"}, {"queue", "list"}, {"queue", "retry"}, {"queue", "delete"}, {"queue", "dkim"}, {"version"}} {
+	for _, c := range [][]string{{}, {"serve"}, {"migrate"}, {"user"}, {"user", "add"}, {"user", "import"}, {"user", "list"}, {"user", "quota"}, {"fsck"}, {"compact"}, {"bench"}, {"bench", "store"}, {"bench", "import"}, {"bench", "smtp"}, {"queue"}, {"queue", "list"}, {"queue", "retry"}, {"queue", "delete"}, {"queue", "dkim"}, {"version"}} {
 		out, errs, code := run(t, "", append(c, "--help")...)
 		if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "--data") {
 			t.Errorf("govhub %v --help: exit %d\n%s%s", c, code, out, errs)
@@ -420,5 +420,24 @@ print("ok")
 	}
 	if out, errs, code := run(t, "", "--data", data, "fsck"); code != 0 {
 		t.Fatalf("fsck after queue delete: %s %s", out, errs)
+	}
+}
+
+func TestBenchSMTP(t *testing.T) {
+	out, errs, code := run(t, "", "bench", "smtp", "--messages", "60", "--conns", "4", "--recipients", "3", "--size", "2048", "--json")
+	if code != 0 {
+		t.Fatalf("bench smtp: %d %s %s", code, out, errs)
+	}
+	var res struct {
+		Accepted      int     `json:"accepted"`
+		PerSecond     float64 `json:"accepted_per_second"`
+		UntilReadable int64   `json:"until_readable_ns"`
+		Deliveries    float64 `json:"deliveries_per_second"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if res.Accepted != 60 || res.PerSecond <= 0 || res.UntilReadable <= 0 || res.Deliveries < 2.9*res.PerSecond {
+		t.Fatalf("bench smtp = %+v", res)
 	}
 }
