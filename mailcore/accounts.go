@@ -417,22 +417,34 @@ func (s *Store) ResolveRecipient(ctx context.Context, addr string) (Account, Rec
 			candidates = append(candidates, addr[:plus]+addr[at:])
 		}
 	}
+	// One query per candidate (the hot path of every RCPT): the account by
+	// its address or an alias, joined with its INBOX.
+	const cols = `a.id, a.domain_id, a.address, a.display_name, a.password_hash, a.status, a.quota_bytes, a.used_bytes, a.next_uidvalidity, a.created_at, a.updated_at, mb.id AS inbox_id`
+	q := s.db.Rebind(`SELECT ` + cols + ` FROM accounts a JOIN mailboxes mb ON mb.account_id = a.id AND mb.name = 'INBOX' WHERE a.address = ?
+		UNION ALL SELECT ` + cols + ` FROM aliases l JOIN accounts a ON a.id = l.account_id JOIN mailboxes mb ON mb.account_id = a.id AND mb.name = 'INBOX' WHERE l.address = ?`)
+	st, err := s.cached(ctx, q)
+	if err != nil {
+		return Account{}, Recipient{}, err
+	}
+	get := func(dest any, args ...any) error {
+		if st == nil { // cache full: unprepared
+			return s.db.X.GetContext(ctx, dest, q, args...)
+		}
+		return st.GetContext(ctx, dest, args...)
+	}
 	for _, c := range candidates {
-		var a Account
-		err := s.db.X.GetContext(ctx, &a, s.db.Rebind(`SELECT `+accountCols+` FROM accounts WHERE address = ?
-			UNION ALL SELECT a.id, a.domain_id, a.address, a.display_name, a.password_hash, a.status, a.quota_bytes, a.used_bytes, a.next_uidvalidity, a.created_at, a.updated_at
-			FROM aliases l JOIN accounts a ON a.id = l.account_id WHERE l.address = ?`), c, c)
+		var row struct {
+			Account
+			InboxID int64 `db:"inbox_id"`
+		}
+		err := get(&row, c, c)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
 		if err != nil {
 			return Account{}, Recipient{}, err
 		}
-		inbox, err := s.MailboxByName(ctx, a.ID, "INBOX")
-		if err != nil {
-			return Account{}, Recipient{}, err
-		}
-		return a, Recipient{AccountID: a.ID, MailboxID: inbox.ID}, nil
+		return row.Account, Recipient{AccountID: row.ID, MailboxID: row.InboxID}, nil
 	}
 	return Account{}, Recipient{}, fmt.Errorf("%w: recipient %s", ErrNotFound, addr)
 }

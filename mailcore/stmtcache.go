@@ -20,35 +20,42 @@ type stmtCache struct {
 // produces are few, but a caller must not make it grow without end.
 const maxCachedStmts = 256
 
-// stmt returns q (already rebound) prepared for use inside tx.
+// stmt returns q (already rebound) prepared for use inside tx: the cached
+// statement when there is room for it, else one prepared on tx alone (and
+// closed with it).
 func (s *Store) stmt(ctx context.Context, tx *sqlx.Tx, q string) (*sqlx.Stmt, error) {
-	c := &s.stmts
-	c.mu.Lock()
-	st, ok := c.m[q]
-	c.mu.Unlock()
-	if !ok {
-		p, err := s.db.X.PreparexContext(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		c.mu.Lock()
-		if c.m == nil {
-			c.m = map[string]*sqlx.Stmt{}
-		}
-		if old, dup := c.m[q]; dup {
-			p.Close()
-			p = old
-		} else if len(c.m) < maxCachedStmts {
-			c.m[q] = p
-		} else {
-			c.mu.Unlock()
-			defer p.Close()
-			return tx.PreparexContext(ctx, q)
-		}
-		st = p
-		c.mu.Unlock()
+	st, err := s.cached(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return tx.PreparexContext(ctx, q)
 	}
 	return tx.StmtxContext(ctx, st), nil
+}
+
+// cached returns q (already rebound) prepared on the pool, or nil when the
+// cache is full. Cached statements are never closed before the store is:
+// a transaction may be using one.
+func (s *Store) cached(ctx context.Context, q string) (*sqlx.Stmt, error) {
+	c := &s.stmts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[q]; ok {
+		return st, nil
+	}
+	if len(c.m) >= maxCachedStmts {
+		return nil, nil
+	}
+	p, err := s.db.X.PreparexContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil {
+		c.m = map[string]*sqlx.Stmt{}
+	}
+	c.m[q] = p
+	return p, nil
 }
 
 func (c *stmtCache) close() {
