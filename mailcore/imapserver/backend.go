@@ -19,11 +19,17 @@ const queryTimeout = 2 * time.Minute
 
 // backendShim satisfies go-imap's Backend; LOGIN and AUTHENTICATE are our
 // own handlers, so its Login is never the way in.
-type backendShim struct{}
+type backendShim struct{ limit uint32 }
 
-func (backendShim) Login(*imap.ConnInfo, string, string) (backend.User, error) {
+func (*backendShim) Login(*imap.ConnInfo, string, string) (backend.User, error) {
 	return nil, backend.ErrInvalidCredentials
 }
+
+// CreateMessageLimit makes go-imap's greeting say APPENDLIMIT=n (RFC 7889)
+// as our CAPABILITY does.
+func (b *backendShim) CreateMessageLimit() *uint32 { return &b.limit }
+
+var _ backend.AppendLimitBackend = (*backendShim)(nil)
 
 func decodeName(s string) (string, error) {
 	out, err := utf7.Encoding.NewDecoder().String(s)

@@ -3,6 +3,7 @@ package imapserver
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/govhub/govhub/internal/testdb"
 )
@@ -85,4 +86,51 @@ func TestSQLOnBackends(t *testing.T) {
 			check("UID SEARCH ALL", "1 3")
 		})
 	}
+}
+
+// TestPollerOutOfOrderCommit: on PostgreSQL an outbox id can become
+// visible after a larger one (sequence values are taken at INSERT, rows
+// seen at COMMIT). The poller must still deliver it.
+func TestPollerOutOfOrderCommit(t *testing.T) {
+	var pg *testdb.Backend
+	for _, b := range testdb.Backends(t) {
+		if b.Name == "postgres" {
+			pg = &b
+		}
+	}
+	if pg == nil {
+		t.Skip("GOVHUB_TEST_POSTGRES not set: needs concurrent writers")
+	}
+	e := newEnvOn(t, pg.URL(t), nil)
+	e.deliver("one", "a@example.gov", "x")
+	e.deliver("two", "a@example.gov", "x")
+	c := e.dialTLS()
+	c.login()
+	c.cmd("s", "SELECT INBOX")
+	c.send("i IDLE\r\n")
+	c.expect("+")
+	db := e.store.DB()
+	tx, err := db.X.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	// Takes the next id, invisible until commit: an expunge event of uid 1
+	// (the row stays; only the event matters to the poller).
+	if _, err := tx.Exec(db.Rebind(`INSERT INTO outbox (kind, account_id, mailbox_id, uid) VALUES (2, ?, ?, 1)`), e.acct.ID, e.inbox.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver("three", "a@example.gov", "x") // a larger id, committed first
+	if l := c.expect("* 3 EXISTS"); l == "" {
+		t.Fatal("no EXISTS")
+	}
+	time.Sleep(300 * time.Millisecond) // several poll ticks past the larger id
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if l := c.expect("* 1 EXPUNGE"); l != "* 1 EXPUNGE" {
+		t.Fatalf("late event: %q", l)
+	}
+	c.send("DONE\r\n")
+	c.expect("i OK")
 }

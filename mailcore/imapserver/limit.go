@@ -8,10 +8,6 @@ import (
 	"time"
 )
 
-// handshakeTimeout bounds the time from accept to the first command reply
-// (TLS handshake and greeting); after that go-imap's autologout applies.
-const handshakeTimeout = time.Minute
-
 // limitListener wraps accepted connections in a limitConn (and, for
 // implicit TLS, a server-side tls.Conn below it).
 type limitListener struct {
@@ -25,7 +21,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw.SetDeadline(time.Now().Add(handshakeTimeout))
+	raw.SetDeadline(time.Now().Add(l.s.cfg.HandshakeTimeout))
 	l.s.m.conns.Inc()
 	l.s.m.active.Inc()
 	st := &connShared{s: l.s}
@@ -78,6 +74,10 @@ type limitConn struct {
 	wbuf   []byte
 	wtimer *time.Timer
 	werr   error
+	// talked: the client has sent something. Until then writes go out at
+	// once, so the greeting (and with it the TLS handshake) happens while
+	// the accept-time handshake deadline still applies.
+	talked bool
 }
 
 const (
@@ -96,6 +96,11 @@ func (c *limitConn) Read(p []byte) (int, error) {
 		return 0, errLimit
 	}
 	n, err := c.Conn.Read(p)
+	if n > 0 && !c.talked {
+		c.sh.wmu.Lock()
+		c.talked = true
+		c.sh.wmu.Unlock()
+	}
 	if why := c.scan(p[:n]); why != "" {
 		c.violated = true
 		c.sh.s.m.limitClose.WithLabelValues(why).Inc()
@@ -173,7 +178,7 @@ func (c *limitConn) Write(p []byte) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
 	}
-	untagged := len(p) >= 2 && p[0] == '*' && p[1] == ' '
+	untagged := c.talked && len(p) >= 2 && p[0] == '*' && p[1] == ' '
 	if !untagged && len(c.wbuf) == 0 {
 		return c.Conn.Write(p)
 	}

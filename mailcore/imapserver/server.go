@@ -49,6 +49,10 @@ type Config struct {
 	// PollInterval is how often the one poller per Server reads the store's
 	// outbox for deliveries and expunges by any process; zero means 250 ms.
 	PollInterval time.Duration
+	// HandshakeTimeout bounds the time from accept to the greeting being
+	// written (with implicit TLS, the handshake); zero means one minute.
+	// After that go-imap's AutoLogout applies.
+	HandshakeTimeout time.Duration
 	// AutoLogout closes a connection idle for this long; zero means 30
 	// minutes, the RFC 3501 5.4 minimum.
 	AutoLogout time.Duration
@@ -76,7 +80,8 @@ type Server struct {
 
 	pollOnce sync.Once
 	pollWG   sync.WaitGroup
-	lastSeen atomic.Int64 // highest outbox id handled
+	lastSeen atomic.Int64 // every outbox id <= lastSeen has been handled
+	pst      pollState
 	polls    atomic.Int64 // outbox queries made (tests check they are shared)
 
 	m metrics
@@ -102,6 +107,9 @@ func New(store *mailcore.Store, cfg Config) *Server {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 250 * time.Millisecond
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = time.Minute
 	}
 	if cfg.AutoLogout <= 0 {
 		cfg.AutoLogout = imapsrv.MinAutoLogout
@@ -142,7 +150,7 @@ func New(store *mailcore.Store, cfg Config) *Server {
 // listeners the connection it sees is our limit filter over the tls.Conn,
 // so that instance is told auth is allowed and has no STARTTLS to offer.
 func (s *Server) newLib(implicitTLS bool) *imapsrv.Server {
-	lib := imapsrv.New(&backendShim{})
+	lib := imapsrv.New(&backendShim{limit: uint32(min(s.cfg.MaxLiteral, 1<<32-1))})
 	lib.AutoLogout = s.cfg.AutoLogout
 	lib.MaxLiteralSize = uint32(min(s.cfg.MaxLiteral, 1<<32-1))
 	lib.ErrorLog = slogAdapter{s.log}
@@ -218,10 +226,31 @@ func (s *Server) poll() {
 	}
 }
 
+// gapTimeout is how long the poller waits for a missing outbox id. On
+// PostgreSQL ids come from a sequence, allocated at INSERT but visible at
+// COMMIT: a delivery to mailbox A can take id 100 and commit after the one
+// to mailbox B that took 101. Reading "id > 101" next would lose 100
+// forever, so the poller advances its position only over contiguous ids,
+// delivers ids past a gap at once (remembering them), and gives up on a
+// gap after gapTimeout (a rolled-back transaction leaves a permanent one).
+const gapTimeout = 10 * time.Second
+
+// pollState is the poller's position; only the poll goroutine uses it.
+type pollState struct {
+	last      int64          // every id <= last has been handled
+	delivered map[int64]bool // ids > last already fanned out
+	gapSince  map[int64]time.Time
+}
+
 func (s *Server) pollOnceNow() {
+	st := &s.pst
+	if st.delivered == nil {
+		st.delivered = map[int64]bool{}
+		st.gapSince = map[int64]time.Time{}
+		st.last = s.lastSeen.Load()
+	}
 	for {
-		after := s.lastSeen.Load()
-		evs, err := s.store.Events(s.ctx, after, 1000)
+		evs, err := s.store.Events(s.ctx, st.last, 5000)
 		s.m.polls.Inc()
 		s.polls.Add(1)
 		if err != nil {
@@ -230,12 +259,43 @@ func (s *Server) pollOnceNow() {
 			}
 			return
 		}
-		if len(evs) == 0 {
-			return
+		var fresh []mailcore.Event
+		var maxID int64
+		for _, e := range evs {
+			if !st.delivered[e.ID] {
+				fresh = append(fresh, e)
+				st.delivered[e.ID] = true
+			}
+			maxID = max(maxID, e.ID)
 		}
-		s.lastSeen.Store(evs[len(evs)-1].ID)
-		s.fanOut(evs)
-		if len(evs) < 1000 {
+		if len(fresh) > 0 {
+			s.fanOut(fresh)
+		}
+		now := time.Now()
+		for {
+			next := st.last + 1
+			if st.delivered[next] {
+				delete(st.delivered, next)
+				delete(st.gapSince, next)
+				st.last = next
+				continue
+			}
+			if next > maxID {
+				break
+			}
+			first, ok := st.gapSince[next]
+			if !ok {
+				st.gapSince[next] = now
+				break
+			}
+			if now.Sub(first) < gapTimeout {
+				break
+			}
+			delete(st.gapSince, next)
+			st.last = next
+		}
+		s.lastSeen.Store(st.last)
+		if len(evs) < 5000 || len(fresh) == 0 {
 			return
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap"
 	"github.com/emersion/go-imap/backend"
@@ -491,6 +492,7 @@ func (h *startTLSCmd) Upgrade(c imapsrv.Conn) error {
 		if !ok {
 			return nil, errors.New("imapserver: unexpected connection type")
 		}
+		lc.Conn.SetDeadline(time.Now().Add(sess.s.cfg.HandshakeTimeout))
 		t := tls.Server(lc.Conn, sess.s.cfg.TLS)
 		if err := t.Handshake(); err != nil {
 			return nil, err

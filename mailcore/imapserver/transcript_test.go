@@ -2,8 +2,10 @@ package imapserver
 
 import (
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +193,129 @@ func TestGarbageCommands(t *testing.T) {
 	}
 	if _, st := c.cmd("n", "NOOP"); !strings.HasPrefix(st, "n OK") {
 		t.Fatalf("session broken after garbage: %q", st)
+	}
+}
+
+// RFC 3691 (UNSELECT) and RFC 9051 6.4.2 (CLOSE): CLOSE expunges \Deleted
+// silently, UNSELECT does not expunge; both leave no mailbox selected.
+func TestCloseUnselect(t *testing.T) {
+	e := newEnv(t, nil)
+	e.deliver("a", "a@example.gov", "x")
+	e.deliver("b", "a@example.gov", "x")
+	c := e.dialTLS()
+	c.login()
+	c.cmd("s", "SELECT INBOX")
+	c.cmd("d", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+	if untagged, st := c.cmd("u", "UNSELECT"); len(untagged) != 0 || !strings.HasPrefix(st, "u OK") {
+		t.Fatalf("UNSELECT: %q %q", untagged, st)
+	}
+	if _, st := c.cmd("f", "FETCH 1 FLAGS"); strings.HasPrefix(st, "f OK") {
+		t.Fatalf("FETCH after UNSELECT: %q", st)
+	}
+	if n, _ := e.store.Counts(t.Context(), e.inbox.ID); n.Messages != 2 {
+		t.Fatalf("UNSELECT expunged: %d messages", n.Messages)
+	}
+	c.cmd("s", "SELECT INBOX")
+	if untagged, st := c.cmd("c", "CLOSE"); len(untagged) != 0 || !strings.HasPrefix(st, "c OK") {
+		t.Fatalf("CLOSE: %q %q", untagged, st)
+	}
+	if n, _ := e.store.Counts(t.Context(), e.inbox.ID); n.Messages != 1 {
+		t.Fatalf("CLOSE left %d messages", n.Messages)
+	}
+	if _, st := c.cmd("f", "FETCH 1 FLAGS"); strings.HasPrefix(st, "f OK") {
+		t.Fatalf("FETCH after CLOSE: %q", st)
+	}
+	// EXAMINE is read-only: STORE refused, BODY[] does not set \Seen.
+	c.cmd("e", "EXAMINE INBOX")
+	if _, st := c.cmd("st", "STORE 1 +FLAGS (\\Flagged)"); strings.HasPrefix(st, "st OK") {
+		t.Fatalf("STORE in EXAMINE: %q", st)
+	}
+	c.cmd("b", "FETCH 1 BODY[]")
+	if m, _ := e.store.Messages(t.Context(), e.inbox.ID, 0, 10); m[0].Flags != 0 {
+		t.Fatalf("flags after EXAMINE BODY[]: %v", m[0].Flags.Names())
+	}
+}
+
+// A client that connects to the implicit-TLS port and never completes the
+// handshake is dropped after the accept-time deadline, not the 30-minute
+// autologout.
+func TestHandshakeDeadline(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	e := newEnv(t, func(c *Config) { c.HandshakeTimeout = timeout })
+	c, err := net.Dial("tcp", e.tlsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	io.Copy(io.Discard, c) // we never send a ClientHello
+	if d := time.Since(start); d > timeout+3*time.Second {
+		t.Fatalf("silent client held for %v", d)
+	}
+}
+
+// RFC 4616 PLAIN through AUTHENTICATE (RFC 9051 6.2.2), with the initial
+// response inline (SASL-IR, RFC 4959) and after a continuation; a wrong
+// password is NO [AUTHENTICATIONFAILED] with generic text.
+func TestAuthenticatePlain(t *testing.T) {
+	e := newEnv(t, nil)
+	ir := base64.StdEncoding.EncodeToString([]byte("\x00" + testUser + "\x00" + testPass))
+	c := e.dialTLS()
+	if _, st := c.cmd("a", "AUTHENTICATE PLAIN "+ir); !strings.HasPrefix(st, "a OK [CAPABILITY ") {
+		t.Fatalf("SASL-IR: %q", st)
+	}
+	c = e.dialTLS()
+	c.send("a AUTHENTICATE PLAIN\r\n")
+	c.expect("+")
+	c.send(ir + "\r\n")
+	if l := c.expect("a "); !strings.HasPrefix(l, "a OK") {
+		t.Fatalf("continuation: %q", l)
+	}
+	if _, st := c.cmd("s", "SELECT INBOX"); !strings.HasPrefix(st, "s OK") {
+		t.Fatalf("select after AUTHENTICATE: %q", st)
+	}
+	c = e.dialTLS()
+	bad := base64.StdEncoding.EncodeToString([]byte("\x00" + testUser + "\x00wrong"))
+	if _, st := c.cmd("a", "AUTHENTICATE PLAIN "+bad); st != "a NO [AUTHENTICATIONFAILED] Authentication failed" {
+		t.Fatalf("bad password: %q", st)
+	}
+	if _, st := c.cmd("b", "LOGIN "+testUser+" wrong"); st != "b NO [AUTHENTICATIONFAILED] Authentication failed" {
+		t.Fatalf("bad LOGIN: %q", st)
+	}
+}
+
+// RFC 2177: flag changes made by another session of this process reach a
+// session in IDLE as FETCH FLAGS.
+func TestIdleSeesOtherSessionFlags(t *testing.T) {
+	e := newEnv(t, nil)
+	e.deliver("a", "a@example.gov", "x")
+	a, b := e.dialTLS(), e.dialTLS()
+	a.login()
+	b.login()
+	a.cmd("s", "SELECT INBOX")
+	b.cmd("s", "SELECT INBOX")
+	a.send("i IDLE\r\n")
+	a.expect("+")
+	b.cmd("f", "STORE 1 +FLAGS (\\Flagged)")
+	if l := a.expect("* 1 FETCH"); l != `* 1 FETCH (UID 1 FLAGS (\Flagged))` {
+		t.Fatalf("IDLE flags: %q", l)
+	}
+	a.send("DONE\r\n")
+	a.expect("i OK")
+}
+
+// AllowInsecureAuth permits plaintext LOGIN from loopback only.
+func TestInsecureAuthLoopbackOnly(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.AllowInsecureAuth = true })
+	c := e.dialPlain()
+	c.login() // 127.0.0.1
+	remote := &session{s: e.srv, loopback: false}
+	if remote.canAuth() {
+		t.Fatal("plaintext auth allowed from a non-loopback address")
+	}
+	off := newEnv(t, nil)
+	if (&session{s: off.srv, loopback: true}).canAuth() {
+		t.Fatal("plaintext auth allowed on loopback without AllowInsecureAuth")
 	}
 }
