@@ -321,6 +321,23 @@ func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]
 	return out, err
 }
 
+// ExpungeDeleted removes those of uids that are still flagged \Deleted,
+// checked in the same transaction (IMAP EXPUNGE and UID EXPUNGE, RFC 4315
+// 2.1: a message whose \Deleted flag another session cleared meanwhile
+// stays).
+func (s *Store) ExpungeDeleted(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	var out []uint32
+	err := s.db.InTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		out, err = s.expungeTx(ctx, tx, mailboxID, uids, true)
+		return err
+	})
+	return out, err
+}
+
 func (s *Store) expungeTx(ctx context.Context, tx *sqlx.Tx, mailboxID int64, uids []uint32, deletedOnly bool) ([]uint32, error) {
 	var rows []struct {
 		UID    uint32 `db:"uid"`
@@ -337,7 +354,11 @@ func (s *Store) expungeTx(ctx context.Context, tx *sqlx.Tx, mailboxID int64, uid
 		}
 	} else {
 		for _, part := range chunks(uids, 500) {
-			q, args, err := sqlx.In(`SELECT uid, blob_id, size FROM messages WHERE mailbox_id = ? AND uid IN (?) ORDER BY uid`, mailboxID, part)
+			q := `SELECT uid, blob_id, size FROM messages WHERE mailbox_id = ? AND uid IN (?)`
+			if deletedOnly {
+				q += ` AND flags & 8 <> 0`
+			}
+			q, args, err := sqlx.In(q+` ORDER BY uid`, mailboxID, part)
 			if err != nil {
 				return nil, err
 			}

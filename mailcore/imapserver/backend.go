@@ -516,6 +516,6 @@ func (m *mailbox) Expunge() error {
 	if len(uids) == 0 {
 		return nil
 	}
-	_, err = sess.s.store.Expunge(ctx, m.mb.ID, uids)
+	_, err = sess.s.store.ExpungeDeleted(ctx, m.mb.ID, uids)
 	return sess.protoErr("close", err)
 }

@@ -723,7 +723,7 @@ func (h *expungeCmd) run(c imapsrv.Conn, set *imap.SeqSet) error {
 		uids = append(uids, u)
 	}
 	if len(uids) > 0 {
-		removed, err := sess.s.store.Expunge(ctx, sel.box.mb.ID, uids)
+		removed, err := sess.s.store.ExpungeDeleted(ctx, sel.box.mb.ID, uids)
 		if err != nil {
 			return sess.protoErr("expunge", err)
 		}

@@ -559,6 +559,10 @@ func testFlags(t *testing.T, open Open) {
 	if c.Unseen != 2 {
 		t.Errorf("unseen = %d", c.Unseen)
 	}
+	// ExpungeDeleted removes only those of the given uids still \Deleted.
+	if gone, err := s.ExpungeDeleted(ctx, r.MailboxID, []uint32{1, 3}); err != nil || len(gone) != 0 {
+		t.Fatalf("ExpungeDeleted of undeleted uids = %v, %v", gone, err)
+	}
 	// EXPUNGE without uids removes exactly the \Deleted ones.
 	gone, err := s.Expunge(ctx, r.MailboxID, nil)
 	if err != nil || len(gone) != 1 || gone[0] != 2 {
