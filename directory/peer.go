@@ -1,0 +1,111 @@
+package directory
+
+import (
+	"context"
+	"errors"
+)
+
+// The peer contract: what an external directory (LDAP, the affairs link's
+// address book) must offer the sync engine. Declared here, implemented by
+// adapters/ldap and adapters/affairslink, wired by cmd/govhub.
+
+// Status values of people and departments as peers report them.
+const (
+	StatusActive   = "active"
+	StatusDisabled = "disabled"
+	StatusLeft     = "left"
+)
+
+// Department is one node of the organisation chart as a peer sees it.
+type Department struct {
+	// Anchor is the peer's immutable id for it (LDAP entryUUID or
+	// objectGUID, the affairs link's department id). Never a DN or a name:
+	// those change.
+	Anchor string `json:"anchor"`
+	// ParentAnchor is "" for a root department.
+	ParentAnchor string `json:"parent_anchor,omitempty"`
+	Name         string `json:"name"`
+	Order        int    `json:"order"`
+	Status       string `json:"status"`
+}
+
+// Membership places a person in a department with a display order.
+type Membership struct {
+	DeptAnchor string `json:"dept_anchor"`
+	Order      int    `json:"order"`
+}
+
+// Person is one member of staff as a peer sees them. Empty fields are
+// "not provided by this peer", not "cleared"; ownership (per field, which
+// peer is authoritative) decides what a value means.
+type Person struct {
+	Anchor      string       `json:"anchor"`
+	DisplayName string       `json:"display_name"`
+	Title       string       `json:"title,omitempty"`
+	Rank        string       `json:"rank,omitempty"`
+	Memberships []Membership `json:"memberships,omitempty"`
+	OfficePhone string       `json:"office_phone,omitempty"`
+	Mobile      string       `json:"mobile,omitempty"`
+	Mail        string       `json:"mail,omitempty"`
+	EmployeeNo  string       `json:"employee_no,omitempty"`
+	Status      string       `json:"status"`
+}
+
+// EntryKind says what an Entry carries.
+type EntryKind int
+
+const (
+	KindDepartment EntryKind = 1
+	KindPerson     EntryKind = 2
+)
+
+// Entry is one object a peer reports: a department or a person, present
+// or deleted. A broken source entry (no anchor, bad characters, unparsable
+// attribute) is reported with Err set and Anchor/DN filled as far as
+// known, so the engine records it per object and goes on.
+type Entry struct {
+	Kind       EntryKind
+	Department *Department
+	Person     *Person
+	// Deleted: the object with Anchor is gone from the peer.
+	Deleted bool
+	Anchor  string
+	// Source names the entry in the peer's own terms for reports (a DN, an
+	// API id).
+	Source string
+	// Err is a per-object problem; the run records it and continues.
+	Err error
+}
+
+// ErrCursorExpired: the peer cannot answer changes since this cursor (the
+// sync cookie or change log was lost); the engine falls back to a full
+// reconcile.
+var ErrCursorExpired = errors.New("directory: change cursor expired")
+
+// Peer is the read side every directory offers.
+type Peer interface {
+	// Name is the configured peer name ("ldap", "affairslink"), used in
+	// schedules, anchors and reports.
+	Name() string
+	// Full streams every department and person (departments first, parents
+	// before children where the peer can tell) to fn and returns a cursor
+	// from which Changes continues. fn returning an error stops the walk.
+	Full(ctx context.Context, fn func(Entry) error) (cursor string, err error)
+	// Changes streams what changed since cursor, deletions included, and
+	// returns the new cursor. ErrCursorExpired asks for a full run.
+	Changes(ctx context.Context, cursor string, fn func(Entry) error) (newCursor string, err error)
+}
+
+// PeerWriter is the optional write side: peers configured writable accept
+// the attributes govhub owns (write-back).
+type PeerWriter interface {
+	Peer
+	// UpdatePerson sets the given fields (names as in FieldNames) of the
+	// person with anchor; other attributes are left as they are.
+	UpdatePerson(ctx context.Context, anchor string, fields map[string]string) error
+	// CreatePerson adds a person and returns the peer's anchor for them.
+	CreatePerson(ctx context.Context, p Person) (anchor string, err error)
+}
+
+// FieldNames are the person fields ownership and write-back speak of.
+var FieldNames = []string{"display_name", "title", "rank", "memberships", "office_phone", "mobile", "mail", "employee_no", "status"}
