@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/govhub/govhub/directory"
+	"github.com/govhub/govhub/mailcore"
+)
+
+// mailProvisioner keeps mail accounts in step with the organisation chart:
+// the directory declares Provisioner, the mail core owns accounts, and this
+// is the wiring between them (neither domain imports the other).
+type mailProvisioner struct{ store *mailcore.Store }
+
+var _ directory.Provisioner = mailProvisioner{}
+
+// EnsureAccount creates the account of an active or disabled person who has
+// none (SSO-only: no password) and updates name, quota and status of one
+// that exists. A person who has left keeps their mailbox: the account is
+// marked left, never deleted; a left person without an account gets none.
+func (p mailProvisioner) EnsureAccount(ctx context.Context, a directory.AccountSpec) error {
+	status := a.Status
+	switch status {
+	case directory.StatusActive, directory.StatusDisabled, directory.StatusLeft:
+	default:
+		return fmt.Errorf("provision %s: unknown status %q", a.Address, status)
+	}
+	acct, err := p.store.AccountByAddress(ctx, a.Address)
+	if errors.Is(err, mailcore.ErrNotFound) {
+		if status == directory.StatusLeft {
+			return nil
+		}
+		_, err = p.store.CreateAccount(ctx, mailcore.NewAccount{Address: a.Address, DisplayName: a.DisplayName, QuotaBytes: a.QuotaBytes, Status: status})
+		if err != nil {
+			return fmt.Errorf("provision %s: %w", a.Address, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("provision %s: %w", a.Address, err)
+	}
+	_, err = p.store.UpdateAccount(ctx, acct.ID, func(old mailcore.Account) (mailcore.Account, error) {
+		old.DisplayName = a.DisplayName
+		old.Status = status
+		if a.QuotaBytes > 0 {
+			old.QuotaBytes = a.QuotaBytes
+		}
+		return old, nil
+	})
+	if err != nil {
+		return fmt.Errorf("provision %s: %w", a.Address, err)
+	}
+	return nil
+}

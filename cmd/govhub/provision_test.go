@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"testing"
+
+	"github.com/govhub/govhub/directory"
+	"github.com/govhub/govhub/internal/testdb"
+	"github.com/govhub/govhub/mailcore"
+	"github.com/govhub/govhub/mailcore/storetest"
+)
+
+func TestMailProvisioner(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			st := storetest.OpenStore(t, b.URL(t), mailcore.Options{})
+			p := mailProvisioner{store: st}
+			spec := directory.AccountSpec{Address: "Zhao.Liu@gov.example", DisplayName: "赵六", QuotaBytes: 2 << 30, Status: directory.StatusActive}
+			for i := 0; i < 2; i++ { // idempotent
+				if err := p.EnsureAccount(ctx, spec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a, err := st.AccountByAddress(ctx, "zhao.liu@gov.example")
+			if err != nil || a.DisplayName != "赵六" || a.QuotaBytes != 2<<30 || a.HasPassword() || a.Status != mailcore.StatusActive {
+				t.Fatalf("account = %+v, %v", a, err)
+			}
+			if mbs, _ := st.Mailboxes(ctx, a.ID); len(mbs) != len(mailcore.DefaultMailboxes) {
+				t.Fatalf("mailboxes = %d", len(mbs))
+			}
+			spec.Status, spec.DisplayName = directory.StatusLeft, "赵六（已离职）"
+			if err := p.EnsureAccount(ctx, spec); err != nil {
+				t.Fatal(err)
+			}
+			a, _ = st.AccountByAddress(ctx, "zhao.liu@gov.example")
+			if a.Status != mailcore.StatusLeft || a.DisplayName != "赵六（已离职）" {
+				t.Fatalf("left account = %+v", a)
+			}
+			// Someone who left before ever getting an account gets none.
+			if err := p.EnsureAccount(ctx, directory.AccountSpec{Address: "gone@gov.example", Status: directory.StatusLeft}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.AccountByAddress(ctx, "gone@gov.example"); err == nil {
+				t.Fatal("account created for a person who has left")
+			}
+			if err := p.EnsureAccount(ctx, directory.AccountSpec{Address: "x@gov.example", Status: "retired"}); err == nil {
+				t.Fatal("unknown status accepted")
+			}
+		})
+	}
+}
