@@ -244,6 +244,11 @@ type writeback struct {
 	anchor string
 	id     int64
 	fields map[string]string
+	// snap is the snapshot stored for the anchor, which assumes the
+	// write-back lands; prev the peer's values before it, put back into
+	// snap when it fails so the next run (delta included) tries again.
+	snap *snapshot
+	prev map[string]string
 }
 
 func objKey(kind EntryKind, id int64) anchorKey {
@@ -532,6 +537,7 @@ func (r *run) plan(entries []Entry, full bool) {
 	for _, en := range deleted {
 		r.planRemove(en.Kind, en.Anchor, en.Source)
 	}
+	r.planPendingWriteBacks()
 	if full {
 		var gone []anchorKey
 		for k := range r.anchors {
@@ -981,10 +987,6 @@ func (r *run) planPerson(en Entry) {
 			r.provision[id] = true
 		}
 	}
-	if len(wb) > 0 {
-		r.writebacks = append(r.writebacks, writeback{anchor: en.Anchor, id: id, fields: wb})
-		r.change(Change{Kind: "person", Action: "write-back", Target: r.name, ObjectID: idOrZero(id), Anchor: en.Anchor, Source: en.Source, Fields: wb})
-	}
 	// The snapshot the next run compares with: the peer as seen now (with
 	// what write-back will set), ours after this run.
 	ns := &snapshot{Peer: map[string]string{}, Ours: map[string]string{}}
@@ -1003,6 +1005,69 @@ func (r *run) planPerson(en Entry) {
 	if snap == nil || !sameSnap(snap, ns) {
 		r.snaps[k] = ns
 		r.dirtySnaps[k] = ns
+	}
+	if len(wb) > 0 {
+		prev := map[string]string{}
+		for f := range wb {
+			prev[f] = theirs[f]
+		}
+		r.writebacks = append(r.writebacks, writeback{anchor: en.Anchor, id: id, fields: wb, snap: ns, prev: prev})
+		r.change(Change{Kind: "person", Action: "write-back", Target: r.name, ObjectID: idOrZero(id), Anchor: en.Anchor, Source: en.Source, Fields: wb})
+	}
+}
+
+// planPendingWriteBacks writes back govhub-owned fields changed in govhub
+// since the last run for people the peer did not report this run (a delta
+// only carries the peer's changes): the snapshot says what the peer had.
+func (r *run) planPendingWriteBacks() {
+	if !r.e.cfg.Writable[r.name] {
+		return
+	}
+	if _, ok := r.peer.(PeerWriter); !ok {
+		return
+	}
+	var keys []anchorKey
+	for k := range r.anchors {
+		if k.kind == KindPerson && !r.seen[k] && !r.delAnchors[k] && r.snaps[k] != nil {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].anchor < keys[j].anchor })
+	for _, k := range keys {
+		id, snap := r.anchors[k], r.snaps[k]
+		p := r.people[id]
+		if p == nil {
+			continue
+		}
+		wb := map[string]string{}
+		for _, f := range FieldNames {
+			if f == "memberships" || r.owner(f) != Govhub {
+				continue
+			}
+			if v := personField(p, f); v != "" && v != snap.Peer[f] {
+				wb[f] = v
+			}
+		}
+		if len(wb) == 0 {
+			continue
+		}
+		ns := &snapshot{Peer: map[string]string{}, Ours: map[string]string{}}
+		for f, v := range snap.Peer {
+			ns.Peer[f] = v
+		}
+		for f, v := range snap.Ours {
+			ns.Ours[f] = v
+		}
+		for f, v := range wb {
+			ns.Peer[f], ns.Ours[f] = v, v
+		}
+		prev := map[string]string{}
+		for f := range wb {
+			prev[f] = snap.Peer[f]
+		}
+		r.snaps[k], r.dirtySnaps[k] = ns, ns
+		r.writebacks = append(r.writebacks, writeback{anchor: k.anchor, id: id, fields: wb, snap: ns, prev: prev})
+		r.change(Change{Kind: "person", Action: "write-back", Target: r.name, ObjectID: id, Anchor: k.anchor, Fields: wb})
 	}
 }
 
@@ -1240,8 +1305,15 @@ func (r *run) afterCommit(ctx context.Context) {
 		for _, wb := range r.writebacks {
 			if err := w.UpdatePerson(ctx, wb.anchor, wb.fields); err != nil {
 				r.rep.Errors = append(r.rep.Errors, ObjectError{Kind: "person", ObjectID: wb.id, Anchor: wb.anchor, Error: "write-back: " + err.Error()})
-				// The peer keeps its value: forget the snapshot's claim.
-				r.e.store.db.X.ExecContext(ctx, r.e.store.db.Rebind(`UPDATE dir_anchors SET last_values = '' WHERE peer = ? AND kind = ? AND anchor = ?`), r.name, int(KindPerson), wb.anchor)
+				// The peer keeps its value: the snapshot must say so.
+				for f, v := range wb.prev {
+					wb.snap.Peer[f] = v
+				}
+				b, _ := json.Marshal(wb.snap)
+				db := r.e.store.db
+				if _, err := db.X.ExecContext(ctx, db.Rebind(`UPDATE dir_anchors SET last_values = ? WHERE peer = ? AND kind = ? AND anchor = ?`), string(b), r.name, int(KindPerson), wb.anchor); err != nil {
+					r.rep.Errors = append(r.rep.Errors, ObjectError{Kind: "person", ObjectID: wb.id, Anchor: wb.anchor, Error: "write-back bookkeeping: " + err.Error()})
+				}
 			}
 		}
 	}

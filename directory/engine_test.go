@@ -428,3 +428,99 @@ func TestPinyin(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteBackFailureAndTarget(t *testing.T) {
+	each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		e, _ := newTestEngine(db, Config{Writable: map[string]bool{"ldap": true}})
+		f := fakeWriter{newFake("ldap")}
+		chart(f.fakePeer)
+		mustRun(t, e, f, RunOptions{})
+		p := personByMail(t, e.Store(), "wangwu@gov.example")
+		e.Store().EditPerson(ctx, p.ID, func(p *PersonRecord) error { p.Mail = "wang.wu@gov.example"; return nil })
+		dry := mustRun(t, e, f, RunOptions{DryRun: true})
+		if len(dry.Changes) != 1 || dry.Changes[0].Action != "write-back" || dry.Changes[0].Target != "ldap" || dry.Changes[0].Fields["mail"] != "wang.wu@gov.example" {
+			t.Fatalf("dry run: %+v", dry.Changes)
+		}
+		f.failUpdate = errors.New("insufficient access")
+		rep := mustRun(t, e, f, RunOptions{})
+		if len(rep.Errors) != 1 || !strings.Contains(rep.Errors[0].Error, "insufficient access") {
+			t.Fatalf("failed write-back: %+v", rep.Errors)
+		}
+		// Not written: the next run tries again.
+		f.failUpdate = nil
+		rep = mustRun(t, e, f, RunOptions{})
+		if rep.WritBack != 1 || f.person("u3").Mail != "wang.wu@gov.example" {
+			t.Fatalf("retry: %+v", rep)
+		}
+		// A read-only peer is never written to, even if it could be.
+		e2, _ := newTestEngine(db, Config{})
+		e2.Store().EditPerson(ctx, p.ID, func(p *PersonRecord) error { p.Mail = "w.w@gov.example"; return nil })
+		if rep := mustRun(t, e2, f, RunOptions{Full: true}); rep.WritBack != 0 || f.person("u3").Mail != "wang.wu@gov.example" {
+			t.Fatalf("read-only peer written: %+v", rep.Changes)
+		}
+	})
+}
+
+func TestDepartments(t *testing.T) {
+	each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		e, _ := newTestEngine(db, Config{MatchKey: "mail"})
+		f := newFake("ldap")
+		chart(f)
+		f.setDept(Department{Anchor: "d-sub", ParentAnchor: "d-office", Name: "秘书科"})
+		mustRun(t, e, f, RunOptions{})
+		// Renamed, moved, and a cycle refused.
+		f.setDept(Department{Anchor: "d-finance", ParentAnchor: "d-office", Name: "财政处", Order: 2})
+		f.setDept(Department{Anchor: "d-office", ParentAnchor: "d-sub", Name: "办公室", Order: 1})
+		rep := mustRun(t, e, f, RunOptions{})
+		if rep.Updated != 1 || len(rep.Errors) != 1 || !strings.Contains(rep.Errors[0].Error, "ancestor") {
+			t.Fatalf("report: %+v", rep)
+		}
+		tree, _ := e.Store().Tree(ctx)
+		if len(tree) != 1 || len(tree[0].Children) != 1 || tree[0].Children[0].Name != "办公室" || len(tree[0].Children[0].Children) != 2 {
+			t.Fatalf("tree: %+v", tree[0].Children)
+		}
+		// A department the peer no longer has leaves the tree; its
+		// people stay.
+		f.mu.Lock()
+		f.depts = f.depts[:len(f.depts)-1] // d-sub
+		f.mu.Unlock()
+		rep = mustRun(t, e, f, RunOptions{Full: true, ConfirmDeletions: true})
+		if rep.Removed != 1 {
+			t.Fatalf("removal: %+v", rep.Changes)
+		}
+		tree, _ = e.Store().Tree(ctx)
+		if len(tree[0].Children[0].Children) != 1 {
+			t.Fatalf("removed department still shown: %+v", tree[0].Children[0])
+		}
+		// Matching by mail on first contact, case-insensitively.
+		al := newFake("affairslink")
+		al.setPerson(Person{Anchor: "x1", DisplayName: "张三", Mail: "ZHANGSAN@gov.example", Mobile: "13600000000"})
+		rep = mustRun(t, e, al, RunOptions{})
+		if len(rep.Changes) != 1 || rep.Changes[0].Action != "link" {
+			t.Fatalf("mail match: %+v", rep.Changes)
+		}
+	})
+}
+
+func TestIndexFollowsOtherNodes(t *testing.T) {
+	each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		e, _ := newTestEngine(db, Config{})
+		f := newFake("ldap")
+		chart(f)
+		mustRun(t, e, f, RunOptions{})
+		other := NewStore(db, nil) // another node's store, its own index
+		if got, _ := other.Search(ctx, "zs", 10); names(got) != "张三" {
+			t.Fatalf("before: %q", names(got))
+		}
+		f.setPerson(Person{Anchor: "u1", DisplayName: "张三", Title: "主任", Mail: "zhangsan@gov.example", EmployeeNo: "E001", Status: StatusLeft,
+			Memberships: []Membership{{DeptAnchor: "d-office", Order: 1}}})
+		f.setPerson(Person{Anchor: "u5", DisplayName: "钟声", Mail: "zhongsheng@gov.example"})
+		mustRun(t, e, f, RunOptions{})
+		if got, _ := other.Search(ctx, "zs", 10); names(got) != "钟声" {
+			t.Fatalf("after: %q", names(got))
+		}
+	})
+}

@@ -66,6 +66,7 @@ func newRoot() *cobra.Command {
 		fsckCmd(g),
 		compactCmd(g),
 		queueCmd(g),
+		syncCmd(g),
 		benchCmd(g),
 		versionCmd(),
 	)

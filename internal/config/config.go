@@ -27,15 +27,59 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// Hostname is the name govhub gives itself in SMTP greetings and
 	// Received: headers. Default: the machine's host name.
-	Hostname string   `yaml:"hostname"`
-	Database Database `yaml:"database"`
-	Store    Store    `yaml:"store"`
-	Log      Log      `yaml:"log"`
-	Listen   Listen   `yaml:"listen"`
-	TLS      TLS      `yaml:"tls"`
-	SMTP     SMTP     `yaml:"smtp"`
-	IMAP     IMAP     `yaml:"imap"`
-	Delivery Delivery `yaml:"delivery"`
+	Hostname  string    `yaml:"hostname"`
+	Database  Database  `yaml:"database"`
+	Store     Store     `yaml:"store"`
+	Log       Log       `yaml:"log"`
+	Listen    Listen    `yaml:"listen"`
+	TLS       TLS       `yaml:"tls"`
+	SMTP      SMTP      `yaml:"smtp"`
+	IMAP      IMAP      `yaml:"imap"`
+	Delivery  Delivery  `yaml:"delivery"`
+	Directory Directory `yaml:"directory"`
+}
+
+// Directory configures the organisation-chart sync (the sync module).
+type Directory struct {
+	// MatchKey matches a person a peer reports for the first time to one
+	// govhub has: employee_no (default) or mail.
+	MatchKey string `yaml:"match_key"`
+	// RequireMail makes a person without a mail address a broken entry.
+	RequireMail bool `yaml:"require_mail"`
+	// MaxDeletions and MaxDeletionFraction stop a run that would remove
+	// more (the smaller wins) unless confirmed. Defaults 500 and 0.05.
+	MaxDeletions        int     `yaml:"max_deletions"`
+	MaxDeletionFraction float64 `yaml:"max_deletion_fraction"`
+	// Ownership maps a person field to the peer name authoritative for it
+	// ("govhub" for govhub itself); unlisted fields keep the defaults
+	// (LDAP owns names, departments, titles and status; govhub owns mail;
+	// the affairs link owns mobiles).
+	Ownership map[string]string `yaml:"ownership"`
+	// Peers are the directories govhub syncs with.
+	Peers []Peer `yaml:"peers"`
+}
+
+// Peer is one external directory.
+type Peer struct {
+	// Name is how schedules, anchors and `govhub sync run NAME` call it.
+	Name string `yaml:"name"`
+	// Type is ldap or affairslink.
+	Type string `yaml:"type"`
+	// Writable lets govhub write back the fields it owns.
+	Writable bool `yaml:"writable"`
+	// Delta and Full are cron expressions (robfig/cron, 5 fields) for
+	// change runs and full reconciles; empty: not scheduled.
+	Delta string `yaml:"delta"`
+	Full  string `yaml:"full"`
+	// SecretFile holds the bind password (ldap) or app secret
+	// (affairslink); GOVHUB_PEER_<NAME>_SECRET overrides it. Never in the
+	// YAML, never logged.
+	SecretFile string `yaml:"secret_file"`
+	// Settings are the type's own keys (docs/directory.md), decoded by the
+	// adapter's wiring.
+	Settings yaml.Node `yaml:"settings"`
+
+	Secret string `yaml:"-"`
 }
 
 // Database selects the metadata database.
@@ -225,6 +269,20 @@ func (c *Config) applyEnv() error {
 	if v := os.Getenv("GOVHUB_SMARTHOST_PASSWORD"); v != "" {
 		c.Delivery.SmarthostPassword = v
 	}
+	for i := range c.Directory.Peers {
+		p := &c.Directory.Peers[i]
+		if p.SecretFile != "" {
+			raw, err := os.ReadFile(p.SecretFile)
+			if err != nil {
+				return fmt.Errorf("config: directory.peers[%s].secret_file: %w", p.Name, err)
+			}
+			p.Secret = strings.TrimSpace(string(raw))
+		}
+		env := "GOVHUB_PEER_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(p.Name)) + "_SECRET"
+		if v := os.Getenv(env); v != "" {
+			p.Secret = v
+		}
+	}
 	if c.Database.URLFile != "" {
 		raw, err := os.ReadFile(c.Database.URLFile)
 		if err != nil {
@@ -276,6 +334,23 @@ func (c Config) Validate() error {
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	}
+	seenPeer := map[string]bool{}
+	for _, p := range c.Directory.Peers {
+		switch {
+		case p.Name == "" || strings.ContainsAny(p.Name, " /:"):
+			errs = append(errs, fmt.Errorf("directory.peers: name %q must be a short word", p.Name))
+		case seenPeer[p.Name]:
+			errs = append(errs, fmt.Errorf("directory.peers: %q appears twice", p.Name))
+		case p.Type != "ldap" && p.Type != "affairslink":
+			errs = append(errs, fmt.Errorf("directory.peers[%s].type: %q is not ldap or affairslink", p.Name, p.Type))
+		}
+		seenPeer[p.Name] = true
+	}
+	switch c.Directory.MatchKey {
+	case "", "employee_no", "mail":
+	default:
+		errs = append(errs, fmt.Errorf("directory.match_key: %q is not employee_no or mail", c.Directory.MatchKey))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

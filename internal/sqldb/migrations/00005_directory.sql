@@ -131,12 +131,16 @@ CREATE TABLE dir_generation (
 );
 INSERT INTO dir_generation (id, gen) VALUES (1, 1);
 
--- Cron schedules per peer and kind ('full' or 'delta').
+-- Cron schedules per peer and kind ('full' or 'delta'). last_slot is the
+-- Unix time of the last fire time a node claimed (or when the schedule was
+-- set): a node runs a slot only if it moves last_slot forward, so several
+-- nodes never run the same slot twice.
 CREATE TABLE dir_schedules (
 	peer TEXT NOT NULL,
 	kind TEXT NOT NULL,
 	spec TEXT NOT NULL,
 	paused SMALLINT NOT NULL DEFAULT 0,
+	last_slot BIGINT NOT NULL DEFAULT 0,
 	PRIMARY KEY (peer, kind)
 );
 
