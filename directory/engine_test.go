@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -523,4 +525,67 @@ func TestIndexFollowsOtherNodes(t *testing.T) {
 			t.Fatalf("after: %q", names(got))
 		}
 	})
+}
+
+// BenchmarkFullSync measures a first full import, a full run with nothing
+// changed and a delta of 1,000 changes through the fake peer (SQLite).
+// GOVHUB_BENCH_PEOPLE sets the size (default 20,000; the target is
+// 200,000 with 300 departments).
+func BenchmarkFullSync(b *testing.B) {
+	n := 20_000
+	if v := os.Getenv("GOVHUB_BENCH_PEOPLE"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		db, err := sqldb.Open(ctx, testdb.SQLiteURL(b), sqldb.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.Migrate(ctx, nil); err != nil {
+			b.Fatal(err)
+		}
+		e := NewEngine(NewStore(db, nil), Config{})
+		f := newFake("ldap")
+		for i := 0; i < 300; i++ {
+			d := Department{Anchor: fmt.Sprint("d", i), Name: fmt.Sprint("部门", i), Order: i}
+			if i > 0 {
+				d.ParentAnchor = fmt.Sprint("d", (i-1)/10)
+			}
+			f.setDept(d)
+		}
+		mk := func(i int, title string) Person {
+			name := string(surnames[i%len(surnames)]) + string(given[(i/7)%len(given)]) + string(given[(i/13)%len(given)])
+			return Person{Anchor: fmt.Sprint("u", i), DisplayName: name, Title: title, Mail: fmt.Sprintf("u%d@gov.example", i),
+				EmployeeNo: fmt.Sprint("E", i), Memberships: []Membership{{DeptAnchor: fmt.Sprint("d", i%300)}}}
+		}
+		for i := 0; i < n; i++ {
+			f.setPerson(mk(i, "科员"))
+		}
+		start := time.Now()
+		rep, err := e.Run(ctx, f, RunOptions{})
+		if err != nil || rep.Created != n+300 {
+			b.Fatalf("%v %+v", err, rep.Created)
+		}
+		first := time.Since(start)
+		start = time.Now()
+		rep, err = e.Run(ctx, f, RunOptions{Full: true})
+		if err != nil || rep.Changed() != 0 {
+			b.Fatalf("%v %d", err, rep.Changed())
+		}
+		noop := time.Since(start)
+		for i := 0; i < 1000; i++ {
+			f.setPerson(mk(i*(n/1000), "主任"))
+		}
+		start = time.Now()
+		rep, err = e.Run(ctx, f, RunOptions{})
+		if err != nil || rep.Updated != 1000 {
+			b.Fatalf("%v %d", err, rep.Updated)
+		}
+		delta := time.Since(start)
+		b.ReportMetric(first.Seconds(), "first-s")
+		b.ReportMetric(noop.Seconds(), "noop-s")
+		b.ReportMetric(delta.Seconds(), "delta1k-s")
+		db.Close()
+	}
 }

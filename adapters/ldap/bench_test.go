@@ -3,9 +3,9 @@ package ldap
 import (
 	"context"
 	"fmt"
-	"strings"
 	"os/exec"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 

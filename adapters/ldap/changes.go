@@ -60,7 +60,7 @@ var openldapCookie = regexp.MustCompile(`^rid=[0-9]{1,3}(,sid=[0-9a-fA-F]{1,3})?
 
 // checkCookie refuses a cookie in OpenLDAP's form that OpenLDAP would
 // not parse: syncprov silently ignores such a cookie and sends the whole
-// content as additions (no e-syncRefreshRequired, RFC 4533 3.3.1 "should"),
+// content as additions (instead of RFC 4533 e-syncRefreshRequired),
 // which would hide every deletion. Other servers' cookies are opaque.
 func checkCookie(c []byte) error {
 	if len(c) > 4 && string(c[:4]) == "rid=" && !openldapCookie.Match(c) {
@@ -106,7 +106,7 @@ func decodeCursor(s string) (cursor, error) {
 const matchNothing = "(!(objectClass=*))"
 
 // probeCookie asks for the current sync state of s without receiving its
-// entries: a refreshOnly search (RFC 4533 3.3.1) with a filter that
+// entries: a refreshOnly search (RFC 4533) with a filter that
 // matches nothing still ends with a syncDone cookie naming the present
 // state. OpenLDAP's syncprov cookies carry the context CSN, not the
 // filter, so the cookie continues the real search; a server binding
@@ -134,16 +134,16 @@ type syncEvent struct {
 	entry   *goldap.Entry
 	state   goldap.ControlSyncStateState
 	uuid    string
-	deletes []string // RFC 4533 2.5: syncIdSet with refreshDeletes
+	deletes []string // RFC 4533 syncIdSet with refreshDeletes
 	present bool     // a present-phase message: deletions are implicit
 	cookie  []byte
-	// done: the syncDone control ended the refresh (RFC 4533 2.3);
+	// done: the syncDone control ended the refresh (RFC 4533);
 	// refreshDeletes says it was a delete phase, not a present phase.
 	done, refreshDeletes bool
 }
 
 // errPresentPhase: the server answered with a present phase (RFC 4533
-// 3.4.1.1), in which deletions are whatever was not listed. The peer keeps
+// refresh), in which deletions are whatever was not listed. The peer keeps
 // no list of anchors, so only a full reconcile can find them.
 var errPresentPhase = fmt.Errorf("%w: server answered with a present phase (no session log covers the cursor)", directory.ErrCursorExpired)
 
@@ -201,11 +201,11 @@ func (p *Peer) syncSearch(ctx context.Context, c *conn, s Search, filter string,
 	}
 	if err := res.Err(); err != nil {
 		if goldap.IsErrorWithCode(err, goldap.LDAPResultSyncRefreshRequired) {
-			// RFC 4533 3.4.2: e-syncRefreshRequired, the cookie is too old.
+			// RFC 4533 e-syncRefreshRequired (4096): the cookie is too old.
 			return fmt.Errorf("%w: %v", directory.ErrCursorExpired, err)
 		}
 		if goldap.IsErrorWithCode(err, goldap.LDAPResultProtocolError) && cookie != nil {
-			// OpenLDAP answers an unparsable cookie with protocolError.
+			// A server refusing the cookie as malformed.
 			return fmt.Errorf("%w: %v", directory.ErrCursorExpired, err)
 		}
 		return fmt.Errorf("ldap: content sync %s: %w", s.BaseDN, err)
@@ -275,7 +275,7 @@ func (p *Peer) Changes(ctx context.Context, cur string, fn func(directory.Entry)
 			if ev.cookie != nil {
 				last = ev.cookie
 			}
-			// RFC 4533 3.3.2: a present phase (present states, a
+			// RFC 4533: a present phase (present states, a
 			// non-deleting syncIdSet, or a syncDone without
 			// refreshDeletes after a cookie) leaves deletions implicit.
 			if ev.present || (ev.done && !ev.refreshDeletes && cookie != nil) {

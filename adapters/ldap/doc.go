@@ -46,7 +46,7 @@
 // directory.ErrCursorExpired and the engine runs a full reconcile. An
 // unreadable cursor, a malformed OpenLDAP cookie (which syncprov would
 // silently treat as no cookie, hiding deletions) or e-syncRefreshRequired
-// (RFC 4533 3.4.2) also give ErrCursorExpired. Entries reported before an
+// (RFC 4533) also give ErrCursorExpired. Entries reported before an
 // ErrCursorExpired are current values.
 //
 // Otherwise (ContentSync "off", another anchor, a server without the

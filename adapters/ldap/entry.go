@@ -189,7 +189,7 @@ func (p *Peer) status(e *goldap.Entry, errs *[]error) string {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				*errs = append(*errs, badEntry("userAccountControl %q is not an integer", v))
-			} else if n&0x2 != 0 { // ACCOUNTDISABLE ([MS-ADTS] 2.2.16)
+			} else if n&0x2 != 0 { // ACCOUNTDISABLE ([MS-ADTS] userAccountControl)
 				return directory.StatusDisabled
 			}
 		}
