@@ -42,7 +42,7 @@ func openPeer(cfg config.Config, name string, log *slog.Logger) (directory.Peer,
 			if !ok {
 				return nil, fmt.Errorf("peer %s: unknown type %q", name, p.Type)
 			}
-			return mk(p, log.With("component", "peer", "peer", name))
+			return mk(p, log.With("peer", name))
 		}
 	}
 	return nil, fmt.Errorf("no directory peer %q in the configuration (directory.peers)", name)
