@@ -163,14 +163,16 @@ func fillPeople(b *testing.B, s *Store, n, depts int) {
 	titles := []string{"科员", "主任", "副主任", "处长", "副处长", "局长", "司机", ""}
 	now := time.Now()
 	start := time.Now()
-	err := s.db.InTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.db.InTx(ctx, func(sqltx *sqlx.Tx) error {
+		tx := newPtx(s.db, sqltx)
+		defer tx.close()
 		var ids []int64
 		for i := 0; i < depts; i++ {
 			d := &Dept{Name: fmt.Sprintf("部门%d", i), Order: i, Status: StatusActive}
 			if i > 0 {
 				d.ParentID = ids[rng.IntN(len(ids))]
 			}
-			id, err := insertDept(ctx, s.db, tx, d, now)
+			id, err := insertDept(ctx, tx, d, now)
 			if err != nil {
 				return err
 			}
@@ -185,15 +187,15 @@ func fillPeople(b *testing.B, s *Store, n, depts int) {
 				OfficePhone: fmt.Sprintf("010-%08d", rng.IntN(1e8)), Mobile: fmt.Sprintf("138%08d", rng.IntN(1e8)), Status: StatusActive}
 			p.PinyinFull, p.PinyinInitials = Pinyin(name)
 			p.sortKey = rng.IntN(depts)
-			id, err := insertPerson(ctx, s.db, tx, p, now)
+			id, err := insertPerson(ctx, tx, p, now)
 			if err != nil {
 				return err
 			}
-			if err := setMemberships(ctx, s.db, tx, id, []MemberOf{{DeptID: ids[p.sortKey]}}); err != nil {
+			if err := setMemberships(ctx, tx, id, []MemberOf{{DeptID: ids[p.sortKey]}}, true); err != nil {
 				return err
 			}
 		}
-		return bumpGeneration(ctx, tx)
+		return bumpGeneration(ctx, sqltx)
 	})
 	if err != nil {
 		b.Fatal(err)

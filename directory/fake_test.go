@@ -14,6 +14,7 @@ type fakePeer struct {
 	name       string
 	depts      []Department
 	people     []*Person
+	pos        map[string]int // anchor → index in people
 	log        []Entry
 	extra      []Entry // broken entries reported by every read
 	expired    bool    // Changes answers ErrCursorExpired
@@ -58,12 +59,14 @@ func (f *fakePeer) setPersonLocked(p Person) {
 	}
 	c := p
 	f.log = append(f.log, Entry{Kind: KindPerson, Anchor: p.Anchor, Person: &c})
-	for i := range f.people {
-		if f.people[i].Anchor == p.Anchor {
-			f.people[i] = &p
-			return
-		}
+	if f.pos == nil {
+		f.pos = map[string]int{}
 	}
+	if i, ok := f.pos[p.Anchor]; ok {
+		f.people[i] = &p
+		return
+	}
+	f.pos[p.Anchor] = len(f.people)
 	f.people = append(f.people, &p)
 }
 
@@ -85,6 +88,10 @@ func (f *fakePeer) deletePerson(anchor string) {
 	for i, p := range f.people {
 		if p.Anchor == anchor {
 			f.people = append(f.people[:i], f.people[i+1:]...)
+			f.pos = map[string]int{}
+			for j, q := range f.people {
+				f.pos[q.Anchor] = j
+			}
 			f.log = append(f.log, Entry{Kind: KindPerson, Anchor: anchor, Deleted: true})
 			return
 		}

@@ -62,6 +62,8 @@ type commitReq struct {
 // committed. Recipients are delivered independently: one over quota gets
 // ErrQuotaExceeded in its result and the others land. The error return is
 // for failures of the whole delivery (database down, message too large).
+// Results come one per distinct recipient mailbox, in the order of first
+// appearance in rcpts (a mailbox named twice gets one copy).
 func (s *Store) Deliver(ctx context.Context, raw []byte, rcpts []Recipient, opts DeliverOptions) (res []DeliveryResult, err error) {
 	start := time.Now()
 	defer func() { s.metrics.observe(start, res, err) }()
