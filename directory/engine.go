@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -129,20 +130,20 @@ type Conflict struct {
 
 // Report is what a run did.
 type Report struct {
-	RunID     int64         `json:"run_id"`
-	Peer      string        `json:"peer"`
-	Kind      string        `json:"kind"` // "full" or "delta"
-	DryRun    bool          `json:"dry_run"`
-	Started   time.Time     `json:"started"`
-	Finished  time.Time     `json:"finished"`
-	Seen      int           `json:"seen"`
-	Created   int           `json:"created"`
-	Updated   int           `json:"updated"`
-	Removed   int           `json:"removed"`
-	WritBack  int           `json:"written_back"`
-	Changes   []Change      `json:"changes"`
-	Errors    []ObjectError `json:"errors"`
-	Conflicts []Conflict    `json:"conflicts"`
+	RunID       int64         `json:"run_id"`
+	Peer        string        `json:"peer"`
+	Kind        string        `json:"kind"` // "full" or "delta"
+	DryRun      bool          `json:"dry_run"`
+	Started     time.Time     `json:"started"`
+	Finished    time.Time     `json:"finished"`
+	Seen        int           `json:"seen"`
+	Created     int           `json:"created"`
+	Updated     int           `json:"updated"`
+	Removed     int           `json:"removed"`
+	WrittenBack int           `json:"written_back"`
+	Changes     []Change      `json:"changes"`
+	Errors      []ObjectError `json:"errors"`
+	Conflicts   []Conflict    `json:"conflicts"`
 }
 
 // Changed is how many changes the run made.
@@ -153,6 +154,8 @@ type Engine struct {
 	store *Store
 	cfg   Config
 	log   *slog.Logger
+	// beforeApply, for tests, runs between planning and applying.
+	beforeApply func()
 }
 
 // NewEngine returns an engine over store.
@@ -196,9 +199,26 @@ func (e *Engine) Store() *Store { return e.store }
 // snapshot is an anchor's last_values: per field, the peer's value and
 // ours after the last run that saw the object.
 type snapshot struct {
-	Peer map[string]string `json:"peer"`
-	Ours map[string]string `json:"ours"`
+	Peer, Ours fieldVals
 }
+
+// fieldVals holds one value per FieldNames entry, in that order (cheaper
+// than a map at 200,000 people).
+type fieldVals []string
+
+var fieldIndex = func() map[string]int {
+	m := map[string]int{}
+	for i, f := range FieldNames {
+		m[f] = i
+	}
+	return m
+}()
+
+func newVals() fieldVals { return make(fieldVals, len(FieldNames)) }
+
+func (v fieldVals) get(f string) string { return v[fieldIndex[f]] }
+
+func (v fieldVals) set(f, x string) { v[fieldIndex[f]] = x }
 
 type anchorKey struct {
 	kind   EntryKind
@@ -216,11 +236,15 @@ type run struct {
 	now  time.Time
 	rep  *Report
 
-	depts       map[int64]*Dept
-	people      map[int64]*PersonRecord
-	anchors     map[anchorKey]int64  // this peer's anchors → object id
-	anchOf      map[anchorKey]string // (kind, object id as string) → anchor; see objKey
-	snaps       map[anchorKey]*snapshot
+	depts   map[int64]*Dept
+	people  map[int64]*PersonRecord
+	anchors map[anchorKey]int64 // this peer's anchors → object id
+	anchOf  map[objRef]string   // object → this peer's anchor
+	snaps   map[anchorKey]*snapshot
+	// rawSnaps are stored snapshots not decoded yet: a delta touches few
+	// of them (see snap).
+	rawSnaps    map[anchorKey]string
+	gen         int64 // dir_generation when loaded
 	mailIdx     map[string]int64
 	keyIdx      map[string]int64
 	baseObjects int
@@ -251,9 +275,13 @@ type writeback struct {
 	prev map[string]string
 }
 
-func objKey(kind EntryKind, id int64) anchorKey {
-	return anchorKey{kind, "#" + strconv.FormatInt(id, 10)}
+// objRef names a govhub object (for the object → anchor direction).
+type objRef struct {
+	kind EntryKind
+	id   int64
 }
+
+func objKey(kind EntryKind, id int64) objRef { return objRef{kind, id} }
 
 func kindName(k EntryKind) string {
 	if k == KindDepartment {
@@ -346,9 +374,6 @@ func boolInt(b bool) int {
 }
 
 func (r *run) do(ctx context.Context, full bool, cursor string) error {
-	if err := r.load(ctx); err != nil {
-		return err
-	}
 	var entries []Entry
 	collect := func(en Entry) error {
 		entries = append(entries, en)
@@ -372,20 +397,41 @@ func (r *run) do(ctx context.Context, full bool, cursor string) error {
 			return fmt.Errorf("directory: %s full read: %w", r.name, err)
 		}
 	}
-	r.plan(entries, full)
-	if limit := r.deletionLimit(); r.removals > limit && !r.opts.ConfirmDeletions {
-		return fmt.Errorf("%w: the run would remove %d objects of %s (limit %d of %d); nothing was changed, confirm to proceed",
-			ErrDeletionThreshold, r.removals, r.name, limit, r.baseObjects)
-	}
-	if r.opts.DryRun {
-		return nil
-	}
-	if err := r.apply(ctx, full, newCursor); err != nil {
-		return err
+	// Plan against the chart as loaded; if another run (of another peer)
+	// or an edit committed in between, the apply notices (generation
+	// moved) and the plan is made again from the same entries, so no
+	// change is made on stale data.
+	for attempt := 0; ; attempt++ {
+		if err := r.load(ctx); err != nil {
+			return err
+		}
+		r.plan(entries, full)
+		if limit := r.deletionLimit(); r.removals > limit && !r.opts.ConfirmDeletions {
+			return fmt.Errorf("%w: the run would remove %d objects of %s (limit %d of %d); nothing was changed, confirm to proceed",
+				ErrDeletionThreshold, r.removals, r.name, limit, r.baseObjects)
+		}
+		if r.opts.DryRun {
+			return nil
+		}
+		if r.e.beforeApply != nil {
+			r.e.beforeApply()
+		}
+		err := r.apply(ctx, full, newCursor)
+		if errors.Is(err, errChartMoved) && attempt < 4 {
+			r.e.log.Info("chart changed during the run, planning again", "peer", r.name)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		break
 	}
 	r.afterCommit(ctx)
 	return nil
 }
+
+// errChartMoved: the chart changed between load and apply.
+var errChartMoved = errors.New("directory: chart changed during the run")
 
 func (r *run) deletionLimit() int {
 	l := int(float64(r.baseObjects) * r.e.cfg.MaxDeletionFraction)
@@ -397,8 +443,20 @@ func (r *run) deletionLimit() int {
 
 func (r *run) load(ctx context.Context) error {
 	s := r.e.store
+	// The generation first: whatever commits after this moves it.
+	if err := s.db.X.GetContext(ctx, &r.gen, `SELECT gen FROM dir_generation WHERE id = 1`); err != nil {
+		return fmt.Errorf("directory: generation: %w", err)
+	}
+	rep := r.rep
+	rep.Seen, rep.Created, rep.Updated, rep.Removed, rep.WrittenBack = 0, 0, 0, 0, 0
+	rep.Changes, rep.Errors, rep.Conflicts = []Change{}, []ObjectError{}, []Conflict{}
+	r.nextTemp, r.newDepts, r.newPeople, r.writebacks, r.removals = 0, nil, nil, nil, 0
+	// This peer's anchors load while the people do (two connections).
+	anchorsDone := make(chan error, 1)
+	go func() { anchorsDone <- r.loadAnchors(ctx) }()
 	ds, err := s.Departments(ctx)
 	if err != nil {
+		<-anchorsDone
 		return err
 	}
 	r.depts = map[int64]*Dept{}
@@ -406,6 +464,7 @@ func (r *run) load(ctx context.Context) error {
 		r.depts[ds[i].ID] = &ds[i]
 	}
 	if r.people, err = s.allPeople(ctx); err != nil {
+		<-anchorsDone
 		return err
 	}
 	r.mailIdx, r.keyIdx = map[string]int64{}, map[string]int64{}
@@ -417,7 +476,19 @@ func (r *run) load(ctx context.Context) error {
 			r.keyIdx[k] = id
 		}
 	}
-	r.anchors, r.anchOf, r.snaps = map[anchorKey]int64{}, map[anchorKey]string{}, map[anchorKey]*snapshot{}
+	if err := <-anchorsDone; err != nil {
+		return err
+	}
+	r.baseObjects = len(r.anchors)
+	r.dirtyDept, r.dirtyPerson, r.dirtyMembers = map[int64]bool{}, map[int64]bool{}, map[int64]bool{}
+	r.newAnchors, r.delAnchors, r.dirtySnaps = map[anchorKey]int64{}, map[anchorKey]bool{}, map[anchorKey]*snapshot{}
+	r.provision, r.seen = map[int64]bool{}, map[anchorKey]bool{}
+	return nil
+}
+
+func (r *run) loadAnchors(ctx context.Context) error {
+	s := r.e.store
+	r.anchors, r.anchOf, r.snaps, r.rawSnaps = map[anchorKey]int64{}, map[objRef]string{}, map[anchorKey]*snapshot{}, map[anchorKey]string{}
 	rows, err := s.db.X.QueryContext(ctx, s.db.Rebind(`SELECT kind, object_id, anchor, last_values FROM dir_anchors WHERE peer = ?`), r.name)
 	if err != nil {
 		return fmt.Errorf("directory: load anchors: %w", err)
@@ -434,18 +505,12 @@ func (r *run) load(ctx context.Context) error {
 		r.anchors[k] = id
 		r.anchOf[objKey(kind, id)] = anchor
 		if lv != "" {
-			if sn := decodeSnap(lv); sn != nil {
-				r.snaps[k] = sn
-			}
+			r.rawSnaps[k] = lv
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	r.baseObjects = len(r.anchors)
-	r.dirtyDept, r.dirtyPerson, r.dirtyMembers = map[int64]bool{}, map[int64]bool{}, map[int64]bool{}
-	r.newAnchors, r.delAnchors, r.dirtySnaps = map[anchorKey]int64{}, map[anchorKey]bool{}, map[anchorKey]*snapshot{}
-	r.provision, r.seen = map[int64]bool{}, map[anchorKey]bool{}
 	return nil
 }
 
@@ -468,7 +533,7 @@ func (r *run) change(c Change) {
 	case "leave", "unlink":
 		r.rep.Removed++
 	case "write-back":
-		r.rep.WritBack++
+		r.rep.WrittenBack++
 	}
 }
 
@@ -493,6 +558,8 @@ func (r *run) plan(entries []Entry, full bool) {
 			}
 		}
 		switch {
+		case en.Err == nil && en.Anchor == "":
+			r.fail(en, 0, "entry has no anchor")
 		case en.Err != nil:
 			r.fail(en, 0, en.Err.Error())
 			if en.Anchor != "" {
@@ -718,7 +785,7 @@ func (r *run) addAnchor(k anchorKey, id int64) {
 	delete(r.delAnchors, k)
 }
 
-// deptAnchorKey is a membership list in this peer's terms: "anchor:order"
+// membersText is a membership list in this peer's terms: "anchor:order"
 // sorted, departments this peer does not know as "#id".
 func (r *run) membersText(ms []MemberOf) string {
 	parts := make([]string, 0, len(ms))
@@ -842,12 +909,9 @@ func (r *run) planPerson(en Entry) {
 		}
 		ms = append(ms, MemberOf{DeptID: did, Order: m.Order})
 	}
-	theirs := map[string]string{}
-	for i, f := range FieldNames {
-		theirs[f] = vals[i]
-	}
+	theirs := fieldVals(vals)
 	if len(p.Memberships) > 0 {
-		theirs["memberships"] = r.membersText(ms)
+		theirs.set("memberships", r.membersText(ms))
 	}
 
 	id, action := existing, ""
@@ -875,12 +939,16 @@ func (r *run) planPerson(en Entry) {
 		if other, ok := r.mailIdx[m]; ok && other != cur.ID {
 			takes := r.owner("mail") == r.name || cur.Mail == ""
 			if takes {
-				r.fail(en, idOrZero(id), "mail address "+strconv.Quote(p.Mail)+" already belongs to person "+strconv.FormatInt(idOrZero(other), 10))
+				who := "person " + strconv.FormatInt(other, 10)
+				if other < 0 {
+					who = "another entry of this run"
+				}
+				r.fail(en, idOrZero(id), "mail address "+strconv.Quote(p.Mail)+" already belongs to "+who)
 				return
 			}
 		}
 	}
-	snap := r.snaps[k]
+	snap := r.snap(k)
 	next := *cur
 	next.Memberships = append([]MemberOf(nil), cur.Memberships...)
 	changed := map[string]string{}
@@ -889,16 +957,16 @@ func (r *run) planPerson(en Entry) {
 	if _, ok := r.peer.(PeerWriter); !ok {
 		writable = false
 	}
-	ours := map[string]string{}
-	for _, f := range FieldNames {
+	ours := newVals()
+	for i, f := range FieldNames {
 		if f == "memberships" {
-			ours[f] = r.membersText(cur.Memberships)
+			ours[i] = r.membersText(cur.Memberships)
 		} else {
-			ours[f] = personField(cur, f)
+			ours[i] = personField(cur, f)
 		}
 	}
-	for _, f := range FieldNames {
-		tv, ov := theirs[f], ours[f]
+	for i, f := range FieldNames {
+		tv, ov := theirs[i], ours[i]
 		owner := r.owner(f)
 		if tv == ov {
 			continue
@@ -909,8 +977,8 @@ func (r *run) planPerson(en Entry) {
 			}
 			continue
 		}
-		peerChanged := snap == nil || snap.Peer[f] != tv
-		oursChanged := snap != nil && snap.Ours[f] != ov
+		peerChanged := snap == nil || snap.Peer.get(f) != tv
+		oursChanged := snap != nil && snap.Ours.get(f) != ov
 		take := false
 		switch {
 		case owner == r.name:
@@ -988,17 +1056,17 @@ func (r *run) planPerson(en Entry) {
 	}
 	// The snapshot the next run compares with: the peer as seen now (with
 	// what write-back will set), ours after this run.
-	ns := &snapshot{Peer: map[string]string{}, Ours: map[string]string{}}
-	for _, f := range FieldNames {
-		tv := theirs[f]
+	ns := &snapshot{Peer: newVals(), Ours: newVals()}
+	for i, f := range FieldNames {
+		tv := theirs[i]
 		if v, ok := wb[f]; ok {
 			tv = v
 		}
-		ns.Peer[f] = tv
+		ns.Peer[i] = tv
 		if f == "memberships" {
-			ns.Ours[f] = r.membersText(next.Memberships)
+			ns.Ours[i] = r.membersText(next.Memberships)
 		} else {
-			ns.Ours[f] = personField(&next, f)
+			ns.Ours[i] = personField(&next, f)
 		}
 	}
 	if snap == nil || !sameSnap(snap, ns) {
@@ -1008,7 +1076,7 @@ func (r *run) planPerson(en Entry) {
 	if len(wb) > 0 {
 		prev := map[string]string{}
 		for f := range wb {
-			prev[f] = theirs[f]
+			prev[f] = theirs.get(f)
 		}
 		r.writebacks = append(r.writebacks, writeback{anchor: en.Anchor, id: id, fields: wb, snap: ns, prev: prev})
 		r.change(Change{Kind: "person", Action: "write-back", Target: r.name, ObjectID: idOrZero(id), Anchor: en.Anchor, Source: en.Source, Fields: wb})
@@ -1027,13 +1095,13 @@ func (r *run) planPendingWriteBacks() {
 	}
 	var keys []anchorKey
 	for k := range r.anchors {
-		if k.kind == KindPerson && !r.seen[k] && !r.delAnchors[k] && r.snaps[k] != nil {
+		if k.kind == KindPerson && !r.seen[k] && !r.delAnchors[k] && r.snap(k) != nil {
 			keys = append(keys, k)
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].anchor < keys[j].anchor })
 	for _, k := range keys {
-		id, snap := r.anchors[k], r.snaps[k]
+		id, snap := r.anchors[k], r.snap(k)
 		p := r.people[id]
 		if p == nil {
 			continue
@@ -1043,26 +1111,21 @@ func (r *run) planPendingWriteBacks() {
 			if f == "memberships" || r.owner(f) != Govhub {
 				continue
 			}
-			if v := personField(p, f); v != "" && v != snap.Peer[f] {
+			if v := personField(p, f); v != "" && v != snap.Peer.get(f) {
 				wb[f] = v
 			}
 		}
 		if len(wb) == 0 {
 			continue
 		}
-		ns := &snapshot{Peer: map[string]string{}, Ours: map[string]string{}}
-		for f, v := range snap.Peer {
-			ns.Peer[f] = v
-		}
-		for f, v := range snap.Ours {
-			ns.Ours[f] = v
-		}
+		ns := &snapshot{Peer: append(fieldVals(nil), snap.Peer...), Ours: append(fieldVals(nil), snap.Ours...)}
 		for f, v := range wb {
-			ns.Peer[f], ns.Ours[f] = v, v
+			ns.Peer.set(f, v)
+			ns.Ours.set(f, v)
 		}
 		prev := map[string]string{}
 		for f := range wb {
-			prev[f] = snap.Peer[f]
+			prev[f] = snap.Peer.get(f)
 		}
 		r.snaps[k], r.dirtySnaps[k] = ns, ns
 		r.writebacks = append(r.writebacks, writeback{anchor: k.anchor, id: id, fields: wb, snap: ns, prev: prev})
@@ -1075,21 +1138,7 @@ func (r *run) planPendingWriteBacks() {
 // the halves). Values never hold control characters (badText), and
 // decoding this is several times cheaper than JSON at 200,000 anchors.
 func encodeSnap(sn *snapshot) string {
-	var b strings.Builder
-	for i, f := range FieldNames {
-		if i > 0 {
-			b.WriteByte(0x1f)
-		}
-		b.WriteString(sn.Peer[f])
-	}
-	b.WriteByte(0x1e)
-	for i, f := range FieldNames {
-		if i > 0 {
-			b.WriteByte(0x1f)
-		}
-		b.WriteString(sn.Ours[f])
-	}
-	return b.String()
+	return strings.Join(sn.Peer, "\x1f") + "\x1e" + strings.Join(sn.Ours, "\x1f")
 }
 
 // decodeSnap reverses encodeSnap; nil for anything else (an older format
@@ -1103,28 +1152,28 @@ func decodeSnap(s string) *snapshot {
 	if len(pv) != len(FieldNames) || len(ov) != len(FieldNames) {
 		return nil
 	}
-	sn := &snapshot{Peer: make(map[string]string, len(pv)), Ours: make(map[string]string, len(ov))}
-	for i, f := range FieldNames {
-		sn.Peer[f], sn.Ours[f] = pv[i], ov[i]
+	return &snapshot{Peer: pv, Ours: ov}
+}
+
+// snap returns the anchor's snapshot from the last run, nil if none.
+func (r *run) snap(k anchorKey) *snapshot {
+	if sn, ok := r.snaps[k]; ok {
+		return sn
+	}
+	raw, ok := r.rawSnaps[k]
+	if !ok {
+		return nil
+	}
+	delete(r.rawSnaps, k)
+	sn := decodeSnap(raw)
+	if sn != nil {
+		r.snaps[k] = sn
 	}
 	return sn
 }
 
 func sameSnap(a, b *snapshot) bool {
-	if len(a.Peer) != len(b.Peer) || len(a.Ours) != len(b.Ours) {
-		return false
-	}
-	for k, v := range a.Peer {
-		if b.Peer[k] != v {
-			return false
-		}
-	}
-	for k, v := range a.Ours {
-		if b.Ours[k] != v {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(a.Peer, b.Peer) && slices.Equal(a.Ours, b.Ours)
 }
 
 func (r *run) conflict(k anchorKey, id int64, f, ours, theirs, winner string) {
@@ -1152,12 +1201,13 @@ func (r *run) planRemove(kind EntryKind, anchor, source string) {
 	}
 	c := Change{Kind: kindName(kind), Action: "unlink", Target: Govhub, ObjectID: idOrZero(id), Anchor: anchor, Source: source}
 	if r.owner(ownerField) == r.name {
-		// Only these count against the deletion threshold: an unlink
-		// removes nothing from govhub.
-		r.removals++
+		// Only status changes count against the deletion threshold: an
+		// unlink, or dropping someone who had already left, removes
+		// nothing from govhub.
 		c.Action = "leave"
 		if kind == KindPerson {
 			if p := r.people[id]; p != nil && p.Status != StatusLeft {
+				r.removals++
 				np := *p
 				np.Status, np.LeftAt = StatusLeft, r.now
 				r.people[id] = &np
@@ -1168,6 +1218,7 @@ func (r *run) planRemove(kind EntryKind, anchor, source string) {
 				}
 			}
 		} else if d := r.depts[id]; d != nil && d.Status != StatusLeft {
+			r.removals++
 			d.Status = StatusLeft
 			r.dirtyDept[id] = true
 			c.Fields = map[string]string{"status": StatusLeft}
@@ -1184,6 +1235,17 @@ func (r *run) apply(ctx context.Context, full bool, cursor string) error {
 		tx := newPtx(db, sqltx)
 		defer tx.close()
 		realID = map[int64]int64{}
+		if len(r.newDepts)+len(r.dirtyDept)+len(r.newPeople)+len(r.dirtyPerson) > 0 {
+			// Compare-and-bump, first thing: on PostgreSQL the row lock
+			// orders concurrent appliers and the loser sees gen moved.
+			res, err := sqltx.ExecContext(ctx, db.Rebind(`UPDATE dir_generation SET gen = gen + 1 WHERE id = 1 AND gen = ?`), r.gen)
+			if err != nil {
+				return fmt.Errorf("directory: bump generation: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				return errChartMoved
+			}
+		}
 		mapID := func(id int64) int64 {
 			if id < 0 {
 				return realID[id]
@@ -1299,11 +1361,6 @@ func (r *run) apply(ctx context.Context, full bool, cursor string) error {
 				return fmt.Errorf("directory: conflict: %w", err)
 			}
 		}
-		if len(r.newDepts)+len(r.dirtyDept)+len(r.newPeople)+len(r.dirtyPerson) > 0 {
-			if err := bumpGeneration(ctx, sqltx); err != nil {
-				return err
-			}
-		}
 		q := `INSERT INTO dir_sync_state (peer, cursor, last_run_id, last_run_at, last_full_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (peer) DO UPDATE SET cursor = excluded.cursor, last_run_id = excluded.last_run_id, last_run_at = excluded.last_run_at,
 			last_full_at = CASE WHEN excluded.last_full_at > 0 THEN excluded.last_full_at ELSE dir_sync_state.last_full_at END`
@@ -1354,7 +1411,7 @@ func (r *run) afterCommit(ctx context.Context) {
 				r.rep.Errors = append(r.rep.Errors, ObjectError{Kind: "person", ObjectID: wb.id, Anchor: wb.anchor, Error: "write-back: " + err.Error()})
 				// The peer keeps its value: the snapshot must say so.
 				for f, v := range wb.prev {
-					wb.snap.Peer[f] = v
+					wb.snap.Peer.set(f, v)
 				}
 				db := r.e.store.db
 				if _, err := db.X.ExecContext(ctx, db.Rebind(`UPDATE dir_anchors SET last_values = ? WHERE peer = ? AND kind = ? AND anchor = ?`), encodeSnap(wb.snap), r.name, int(KindPerson), wb.anchor); err != nil {
@@ -1392,7 +1449,11 @@ func (r *run) finish(ctx context.Context, runErr error) error {
 	rep := r.rep
 	return db.InTx(ctx, func(tx *sqlx.Tx) error {
 		seq := 0
-		ins := db.Rebind(`INSERT INTO dir_run_objects (run_id, seq, kind, object_id, anchor, source, action, target, fields, result, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		ins, err := tx.PreparexContext(ctx, db.Rebind(`INSERT INTO dir_run_objects (run_id, seq, kind, object_id, anchor, source, action, target, fields, result, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
 		for _, c := range rep.Changes {
 			seq++
 			f := ""
@@ -1400,18 +1461,18 @@ func (r *run) finish(ctx context.Context, runErr error) error {
 				b, _ := json.Marshal(c.Fields)
 				f = string(b)
 			}
-			if _, err := tx.ExecContext(ctx, ins, rep.RunID, seq, kindOf(c.Kind), c.ObjectID, c.Anchor, c.Source, c.Action, c.Target, f, "ok", ""); err != nil {
+			if _, err := ins.ExecContext(ctx, rep.RunID, seq, kindOf(c.Kind), c.ObjectID, c.Anchor, c.Source, c.Action, c.Target, f, "ok", ""); err != nil {
 				return err
 			}
 		}
 		for _, oe := range rep.Errors {
 			seq++
-			if _, err := tx.ExecContext(ctx, ins, rep.RunID, seq, kindOf(oe.Kind), oe.ObjectID, oe.Anchor, oe.Source, "error", Govhub, "", "error", oe.Error); err != nil {
+			if _, err := ins.ExecContext(ctx, rep.RunID, seq, kindOf(oe.Kind), oe.ObjectID, oe.Anchor, oe.Source, "error", Govhub, "", "error", oe.Error); err != nil {
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, db.Rebind(`UPDATE dir_runs SET kind = ?, finished_at = ?, status = ?, seen = ?, created = ?, updated = ?, removed = ?, written_back = ?, errors = ?, conflicts = ?, error = ? WHERE id = ?`),
-			rep.Kind, rep.Finished.Unix(), status, rep.Seen, rep.Created, rep.Updated, rep.Removed, rep.WritBack, len(rep.Errors), len(rep.Conflicts), msg, rep.RunID)
+		_, err = tx.ExecContext(ctx, db.Rebind(`UPDATE dir_runs SET kind = ?, finished_at = ?, status = ?, seen = ?, created = ?, updated = ?, removed = ?, written_back = ?, errors = ?, conflicts = ?, error = ? WHERE id = ?`),
+			rep.Kind, rep.Finished.Unix(), status, rep.Seen, rep.Created, rep.Updated, rep.Removed, rep.WrittenBack, len(rep.Errors), len(rep.Conflicts), msg, rep.RunID)
 		return err
 	})
 }
@@ -1421,4 +1482,34 @@ func kindOf(s string) int {
 		return int(KindDepartment)
 	}
 	return int(KindPerson)
+}
+
+// Validate reports configuration mistakes with messages meant for the
+// operator who wrote the YAML.
+func (c *Config) Validate() error {
+	switch c.MatchKey {
+	case "", "employee_no", "mail":
+	default:
+		return fmt.Errorf("directory: match_key %q: want employee_no or mail", c.MatchKey)
+	}
+	for f, owner := range c.Ownership {
+		if _, ok := fieldIndex[f]; !ok && f != FieldDepartment {
+			return fmt.Errorf("directory: ownership of unknown field %q (fields: %s, %s)", f, strings.Join(FieldNames, ", "), FieldDepartment)
+		}
+		if owner == "" {
+			return fmt.Errorf("directory: ownership of %q names no peer", f)
+		}
+	}
+	if c.MaxDeletions < 0 || c.MaxDeletionFraction < 0 || c.MaxDeletionFraction > 1 {
+		return errors.New("directory: max_deletions must be ≥ 0 and max_deletion_fraction within 0..1")
+	}
+	if c.DefaultQuota < 0 {
+		return errors.New("directory: default_quota must be ≥ 0")
+	}
+	for rank, q := range c.QuotaByRank {
+		if q <= 0 {
+			return fmt.Errorf("directory: quota for rank %q must be > 0", rank)
+		}
+	}
+	return nil
 }

@@ -193,11 +193,15 @@ func TestBrokenEntries(t *testing.T) {
 		f.setPerson(Person{Anchor: "b-utf", DisplayName: "bad\xff", Mail: "bad2@gov.example"})
 		f.setPerson(Person{Anchor: "b-dept", DisplayName: "无部门", Mail: "nodept@gov.example", Memberships: []Membership{{DeptAnchor: "d-missing"}}})
 		f.setPerson(Person{Anchor: "b-addr", DisplayName: "坏地址", Mail: "not an address"})
-		f.extra = []Entry{{Kind: KindPerson, Anchor: "b-err", Source: "cn=broken", Err: errors.New("unparsable attribute")}}
+		f.setPerson(Person{Anchor: "b-dup2", DisplayName: "重复二", Mail: "same@gov.example"})
+		f.setPerson(Person{Anchor: "b-dup3", DisplayName: "重复三", Mail: "Same@gov.example"})
+		f.extra = []Entry{{Kind: KindPerson, Anchor: "b-err", Source: "cn=broken", Err: errors.New("unparsable attribute")},
+			{Kind: KindPerson, Person: &Person{DisplayName: "无锚"}, Source: "cn=noanchor"}}
 		rep := mustRun(t, e, f, RunOptions{})
 		want := map[string]string{
 			"d-orphan": "parent department", "b-nomail": "no mail", "b-dup": "already belongs", "b-ctl": "bad characters",
 			"b-utf": "bad characters", "b-dept": "not found", "b-addr": "malformed", "b-err": "unparsable",
+			"b-dup3": "another entry of this run", "": "no anchor",
 		}
 		got := map[string]string{}
 		for _, oe := range rep.Errors {
@@ -208,7 +212,7 @@ func TestBrokenEntries(t *testing.T) {
 				t.Errorf("%s: error %q, want %q", a, got[a], w)
 			}
 		}
-		if len(rep.Errors) != len(want) || rep.Created != 6 {
+		if len(rep.Errors) != len(want) || rep.Created != 7 {
 			t.Fatalf("report: created %d errors %+v", rep.Created, rep.Errors)
 		}
 		var n int
@@ -264,6 +268,17 @@ func TestDeletionThreshold(t *testing.T) {
 		if rep := mustRun(t, e, f, RunOptions{Full: true}); rep.Changed() != 0 {
 			t.Fatalf("after removal: %+v", rep.Changes)
 		}
+		// Dropping people who had already left removes nothing: no trip.
+		for i := 10; i < 15; i++ {
+			f.setPerson(Person{Anchor: fmt.Sprint("u", i), DisplayName: fmt.Sprint("人", i), Mail: fmt.Sprintf("u%d@gov.example", i), Status: StatusLeft})
+		}
+		mustRun(t, e, f, RunOptions{})
+		for i := 10; i < 15; i++ {
+			f.deletePerson(fmt.Sprint("u", i))
+		}
+		if rep := mustRun(t, e, f, RunOptions{Full: true}); rep.Removed != 5 {
+			t.Fatalf("leavers dropped: %+v", rep.Changes)
+		}
 	})
 }
 
@@ -304,6 +319,17 @@ func TestOwnershipAndConflicts(t *testing.T) {
 		}
 		if err := db.X.Get(&c, `SELECT field, ours, theirs, winner FROM dir_conflicts`); err != nil || c.Theirs != "13700000007" || c.Winner != "affairslink" {
 			t.Fatalf("recorded conflict %+v %v", c, err)
+		}
+		hist, err := e.Store().Runs(context.Background(), "ldap", 10)
+		if err != nil || len(hist) != 2 || hist[0].Conflicts != 1 || hist[0].Status != "ok" || hist[0].Updated != 1 {
+			t.Fatalf("history: %+v %v", hist, err)
+		}
+		d, err := e.Store().Run(context.Background(), hist[0].ID)
+		if err != nil || len(d.Conflicts) != 1 || d.Conflicts[0].Field != "mobile" || len(d.Objects) != 1 || d.Objects[0].Fields["title"] != "局长" {
+			t.Fatalf("show: %+v %v", d, err)
+		}
+		if _, err := e.Store().Run(context.Background(), 99999); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("unknown run: %v", err)
 		}
 		// Recorded once: the next run sees nothing new.
 		if rep := mustRun(t, e, ldap, RunOptions{Full: true}); rep.Changed() != 0 || len(rep.Conflicts) != 0 {
@@ -452,13 +478,13 @@ func TestWriteBackFailureAndTarget(t *testing.T) {
 		// Not written: the next run tries again.
 		f.failUpdate = nil
 		rep = mustRun(t, e, f, RunOptions{})
-		if rep.WritBack != 1 || f.person("u3").Mail != "wang.wu@gov.example" {
+		if rep.WrittenBack != 1 || f.person("u3").Mail != "wang.wu@gov.example" {
 			t.Fatalf("retry: %+v", rep)
 		}
 		// A read-only peer is never written to, even if it could be.
 		e2, _ := newTestEngine(db, Config{})
 		e2.Store().EditPerson(ctx, p.ID, func(p *PersonRecord) error { p.Mail = "w.w@gov.example"; return nil })
-		if rep := mustRun(t, e2, f, RunOptions{Full: true}); rep.WritBack != 0 || f.person("u3").Mail != "wang.wu@gov.example" {
+		if rep := mustRun(t, e2, f, RunOptions{Full: true}); rep.WrittenBack != 0 || f.person("u3").Mail != "wang.wu@gov.example" {
 			t.Fatalf("read-only peer written: %+v", rep.Changes)
 		}
 	})
@@ -587,5 +613,52 @@ func BenchmarkFullSync(b *testing.B) {
 		b.ReportMetric(noop.Seconds(), "noop-s")
 		b.ReportMetric(delta.Seconds(), "delta1k-s")
 		db.Close()
+	}
+}
+
+// A change committed between a run's planning and its apply (another
+// peer's run, an edit) is not overwritten with the run's stale copy.
+func TestConcurrentChangeNotLost(t *testing.T) {
+	each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		e, _ := newTestEngine(db, Config{})
+		f := newFake("ldap")
+		chart(f)
+		mustRun(t, e, f, RunOptions{})
+		p := personByMail(t, e.Store(), "zhangsan@gov.example")
+		calls := 0
+		e.beforeApply = func() {
+			calls++
+			if calls == 1 {
+				if err := e.Store().EditPerson(ctx, p.ID, func(p *PersonRecord) error { p.Mobile = "13111111111"; return nil }); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		f.setPerson(Person{Anchor: "u1", DisplayName: "张三", Title: "局长", Mail: "zhangsan@gov.example", EmployeeNo: "E001", Mobile: "13800000001",
+			Memberships: []Membership{{DeptAnchor: "d-office", Order: 1}}})
+		rep := mustRun(t, e, f, RunOptions{})
+		got := personByMail(t, e.Store(), "zhangsan@gov.example")
+		if calls != 2 || got.Mobile != "13111111111" || got.Title != "局长" || rep.Updated != 1 {
+			t.Fatalf("calls %d, person %+v, report %+v", calls, got, rep.Changes)
+		}
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := Config{MatchKey: "mail", Ownership: map[string]string{"mobile": "ldap", FieldDepartment: "affairslink"}}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Config{
+		{MatchKey: "name"},
+		{Ownership: map[string]string{"mobil": "ldap"}},
+		{Ownership: map[string]string{"mobile": ""}},
+		{MaxDeletionFraction: 2},
+		{QuotaByRank: map[string]int64{"a": 0}},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
 	}
 }

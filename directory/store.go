@@ -190,14 +190,16 @@ func (s *Store) Person(ctx context.Context, id int64) (*PersonRecord, error) {
 
 // allPeople loads every person with memberships (the engine's working set).
 func (s *Store) allPeople(ctx context.Context) (map[int64]*PersonRecord, error) {
-	rows, err := s.db.X.QueryxContext(ctx, `SELECT `+personCols+` FROM dir_people`)
+	rows, err := s.db.X.QueryContext(ctx, `SELECT `+personCols+` FROM dir_people`)
 	if err != nil {
 		return nil, fmt.Errorf("directory: load people: %w", err)
 	}
 	out := map[int64]*PersonRecord{}
 	for rows.Next() {
 		var r personRow
-		if err := rows.StructScan(&r); err != nil {
+		// Scan, not StructScan: no reflection per row at 200,000 rows.
+		if err := rows.Scan(&r.ID, &r.DisplayName, &r.PinyinFull, &r.PinyinInitials, &r.Title, &r.Rank, &r.OfficePhone, &r.Mobile,
+			&r.Mail, &r.EmployeeNo, &r.Status, &r.LeftAt, &r.SortDept); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -207,7 +209,7 @@ func (s *Store) allPeople(ctx context.Context) (map[int64]*PersonRecord, error) 
 		return nil, err
 	}
 	rows.Close()
-	mrows, err := s.db.X.QueryContext(ctx, `SELECT person_id, dept_id, sort_order FROM dir_memberships ORDER BY person_id, sort_order, dept_id`)
+	mrows, err := s.db.X.QueryContext(ctx, `SELECT person_id, dept_id, sort_order FROM dir_memberships`)
 	if err != nil {
 		return nil, fmt.Errorf("directory: load memberships: %w", err)
 	}

@@ -56,7 +56,7 @@ runs a given peer's sync at a time (a lease in the database).`,
 				what = "dry run (nothing changed)"
 			}
 			fmt.Fprintf(out, "%s %s %d with %s: seen %d, created %d, updated %d, removed %d, written back %d, errors %d, conflicts %d\n",
-				rep.Kind, what, rep.RunID, rep.Peer, rep.Seen, rep.Created, rep.Updated, rep.Removed, rep.WritBack, len(rep.Errors), len(rep.Conflicts))
+				rep.Kind, what, rep.RunID, rep.Peer, rep.Seen, rep.Created, rep.Updated, rep.Removed, rep.WrittenBack, len(rep.Errors), len(rep.Conflicts))
 			tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
 			for _, e := range rep.Errors {
 				fmt.Fprintf(tw, "  error\t%+v\n", e)
