@@ -60,7 +60,7 @@ func run(t *testing.T, stdin string, args ...string) (string, string, int) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, c := range [][]string{{}, {"serve"}, {"migrate"}, {"user"}, {"user", "add"}, {"user", "import"}, {"user", "list"}, {"user", "quota"}, {"fsck"}, {"compact"}, {"bench"}, {"bench", "store"}, {"bench", "import"}, {"bench", "smtp"}, {"queue"}, {"queue", "list"}, {"queue", "retry"}, {"queue", "delete"}, {"queue", "dkim"}, {"sync"}, {"sync", "run"}, {"sync", "peers"}, {"version"}} {
+	for _, c := range [][]string{{}, {"serve"}, {"migrate"}, {"user"}, {"user", "add"}, {"user", "import"}, {"user", "list"}, {"user", "quota"}, {"fsck"}, {"compact"}, {"bench"}, {"bench", "store"}, {"bench", "import"}, {"bench", "smtp"}, {"queue"}, {"queue", "list"}, {"queue", "retry"}, {"queue", "delete"}, {"queue", "dkim"}, {"sync"}, {"sync", "run"}, {"sync", "peers"}, {"sync", "history"}, {"sync", "show"}, {"sync", "schedule"}, {"sync", "schedule", "set"}, {"sync", "schedule", "list"}, {"sync", "schedule", "pause"}, {"sync", "schedule", "resume"}, {"version"}} {
 		out, errs, code := run(t, "", append(c, "--help")...)
 		if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "--data") {
 			t.Errorf("govhub %v --help: exit %d\n%s%s", c, code, out, errs)

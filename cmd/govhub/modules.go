@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/govhub/govhub/directory"
 	"github.com/govhub/govhub/internal/tlsconf"
 	"github.com/govhub/govhub/mailcore/auth"
 	"github.com/govhub/govhub/mailcore/imapserver"
@@ -22,7 +24,7 @@ import (
 
 // knownModules are what `serve --modules` accepts (DESIGN.md "Deployment
 // shapes"). Modules share nothing but the database and the blob store.
-var knownModules = []string{"smtp", "imap", "http", "delivery", "maintenance"}
+var knownModules = []string{"smtp", "imap", "http", "delivery", "sync", "maintenance"}
 
 // listener is one socket a module serves.
 type listener struct {
@@ -134,7 +136,51 @@ func (sv *services) listeners(want map[string]bool) ([]*listener, []func(context
 	if want["delivery"] {
 		jobs = append(jobs, sv.queue.Run)
 	}
+	if want["sync"] && len(a.cfg.Directory.Peers) > 0 {
+		job, err := syncJob(a)
+		if err != nil {
+			return nil, nil, err
+		}
+		jobs = append(jobs, job)
+	}
 	return ls, jobs, nil
+}
+
+// syncJob runs the directory schedules. A schedule named in the config
+// (peers[].delta/full) is created if the database has none for that peer
+// and kind; after that IT manages it with `govhub sync schedule`, and the
+// database, shared by every node, is what counts.
+func syncJob(a *app) (func(context.Context) error, error) {
+	eng := newDirectoryEngine(a)
+	peers := map[string]directory.Peer{}
+	ctx := context.Background()
+	have := map[string]bool{}
+	existing, err := eng.Store().Schedules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, sc := range existing {
+		have[sc.Peer+"/"+sc.Kind] = true
+	}
+	for _, pc := range a.cfg.Directory.Peers {
+		p, err := openPeer(a.cfg, pc.Name, a.log)
+		if err != nil {
+			return nil, err
+		}
+		peers[pc.Name] = p
+		for kind, spec := range map[string]string{"delta": pc.Delta, "full": pc.Full} {
+			if spec != "" && !have[pc.Name+"/"+kind] {
+				if err := eng.Store().SetSchedule(ctx, pc.Name, kind, spec); err != nil {
+					return nil, fmt.Errorf("directory.peers[%s].%s: %w", pc.Name, kind, err)
+				}
+			}
+		}
+	}
+	sch := directory.NewScheduler(eng, peers)
+	return func(ctx context.Context) error {
+		sch.Loop(ctx, 30*time.Second)
+		return nil
+	}, nil
 }
 
 // closer turns a server's Close into a job that ends with the context.

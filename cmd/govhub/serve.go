@@ -33,7 +33,8 @@ volume tail, a half-finished purge, bodies of deliveries that never
 committed) and then starts the modules: smtp (MX, submission with STARTTLS,
 submission with implicit TLS), imap (STARTTLS and implicit TLS, plus the
 search indexer), http (/healthz, /readyz, /metrics), delivery (the outbound
-queue) and maintenance (purge and compaction). --modules runs a subset, so
+queue), sync (the directory schedules, when directory.peers are configured)
+and maintenance (purge and compaction). --modules runs a subset, so
 modules can be spread over hosts sharing one PostgreSQL database.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -113,6 +114,9 @@ modules can be spread over hosts sharing one PostgreSQL database.`,
 			}
 			if want["delivery"] {
 				fmt.Fprintln(out, "delivery: outbound queue running")
+			}
+			if want["sync"] && len(a.cfg.Directory.Peers) > 0 {
+				fmt.Fprintf(out, "sync: schedules of %d directory peer(s) running\n", len(a.cfg.Directory.Peers))
 			}
 			fmt.Fprintln(out, "govhub: ready")
 			errc := make(chan error, len(open)+len(jobs))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -72,5 +73,31 @@ func TestSyncRunAffairsLink(t *testing.T) {
 	again := report()
 	if again["created"].(float64) != 0 || again["updated"].(float64) != 0 || again["removed"].(float64) != 0 {
 		t.Fatalf("second run changed things: %v", again)
+	}
+	// History lists the three runs; show gives one with its objects.
+	out, errs, code = run(t, "", append(base, "sync", "history", "affairslink", "--json")...)
+	var runs []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &runs) != nil || len(runs) != 3 {
+		t.Fatalf("history: %d %s %s", code, out, errs)
+	}
+	out, _, code = run(t, "", append(base, "sync", "show", fmt.Sprint(real["run_id"]))...)
+	if code != 0 || !strings.Contains(out, `"objects"`) || !strings.Contains(out, "affairslink") {
+		t.Fatalf("show: %s", out)
+	}
+	// Schedules: set, list with a next time, pause, refuse a bad cron line.
+	if _, errs, code := run(t, "", append(base, "sync", "schedule", "set", "affairslink", "delta", "*/5 * * * *")...); code != 0 {
+		t.Fatalf("schedule set: %s", errs)
+	}
+	if _, _, code := run(t, "", append(base, "sync", "schedule", "set", "affairslink", "delta", "every tuesday")...); code == 0 {
+		t.Fatal("a bad cron expression was accepted")
+	}
+	out, _, _ = run(t, "", append(base, "sync", "schedule", "list")...)
+	if !strings.Contains(out, "*/5 * * * *") || !strings.Contains(out, "false") {
+		t.Fatalf("schedule list: %s", out)
+	}
+	run(t, "", append(base, "sync", "schedule", "pause", "affairslink", "delta")...)
+	out, _, _ = run(t, "", append(base, "sync", "schedule", "list")...)
+	if !strings.Contains(out, "true") {
+		t.Fatalf("schedule not paused: %s", out)
 	}
 }
