@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/govhub/govhub/directory"
 	"github.com/govhub/govhub/internal/lease"
 	"github.com/govhub/govhub/mailcore"
 	"github.com/prometheus/client_golang/prometheus"
@@ -171,6 +173,11 @@ func contains(xs []string, x string) bool {
 func httpMux(a *app, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if tok := a.cfg.API.Token; tok != "" {
+		dir := directory.NewStore(a.db, nil)
+		mux.Handle("/api/v1/addressbook/", bearer(tok, http.StripPrefix("/api/v1/addressbook", directory.AddressBookHandler(dir))))
+		mux.Handle("/api/admin/sync/", bearer(tok, http.StripPrefix("/api/admin/sync", directory.AdminHandler(dir))))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -216,4 +223,18 @@ func runMaintenance(ctx context.Context, a *app) error {
 		}
 		a.log.Info("maintenance pass", "purged", n, "volumes_rewritten", st.VolumesRewritten, "bytes_reclaimed", st.BytesReclaimed)
 	}
+}
+
+// bearer admits requests carrying "Authorization: Bearer <token>"
+// (compared in constant time) and refuses the rest with 401.
+func bearer(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="govhub"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

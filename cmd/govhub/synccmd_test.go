@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -99,5 +101,41 @@ func TestSyncRunAffairsLink(t *testing.T) {
 	out, _, _ = run(t, "", append(base, "sync", "schedule", "list")...)
 	if !strings.Contains(out, "true") {
 		t.Fatalf("schedule not paused: %s", out)
+	}
+
+	// The address book and the admin API over HTTP, behind the API token.
+	token := strings.Repeat("k", 40)
+	t.Setenv("GOVHUB_API_TOKEN", token)
+	_, addrs, _ := startServe(t, filepath.Join(dir, "data"), "--config", cfgPath, "--modules", "http")
+	get := func(path, tok string) (int, string) {
+		req, _ := http.NewRequest("GET", addrs["http"]+path, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/api/v1/addressbook/people?q=user", ""); code != 401 {
+		t.Fatalf("address book without token: %d", code)
+	}
+	if code, _ := get("/api/v1/addressbook/people?q=user", "wrong"+token); code != 401 {
+		t.Fatalf("address book with a wrong token: %d", code)
+	}
+	code, body := get("/api/v1/addressbook/people?q=user00001", token)
+	if code != 200 || !strings.Contains(body, "user00001@gov.example.cn") {
+		t.Fatalf("address book search: %d %s", code, body)
+	}
+	code, body = get("/api/admin/sync/schedules", token)
+	if code != 200 || !strings.Contains(body, "*/5 * * * *") {
+		t.Fatalf("admin schedules: %d %s", code, body)
+	}
+	code, body = get("/api/admin/sync/runs?peer=affairslink", token)
+	if code != 200 || strings.Count(body, `"peer":"affairslink"`) != 3 {
+		t.Fatalf("admin runs: %d %s", code, body)
 	}
 }

@@ -37,6 +37,18 @@ type Config struct {
 	IMAP      IMAP      `yaml:"imap"`
 	Delivery  Delivery  `yaml:"delivery"`
 	Directory Directory `yaml:"directory"`
+	API       API       `yaml:"api"`
+}
+
+// API guards the HTTP APIs that are not yet behind staff sign-in (the
+// address book and the admin API): callers present a bearer token. Without
+// a token those APIs are not served at all.
+type API struct {
+	// TokenFile holds the token; GOVHUB_API_TOKEN overrides it. At least 32
+	// characters. Never in the YAML, never logged.
+	TokenFile string `yaml:"token_file"`
+
+	Token string `yaml:"-"`
 }
 
 // Directory configures the organisation-chart sync (the sync module).
@@ -269,6 +281,16 @@ func (c *Config) applyEnv() error {
 	if v := os.Getenv("GOVHUB_SMARTHOST_PASSWORD"); v != "" {
 		c.Delivery.SmarthostPassword = v
 	}
+	if c.API.TokenFile != "" {
+		raw, err := os.ReadFile(c.API.TokenFile)
+		if err != nil {
+			return fmt.Errorf("config: api.token_file: %w", err)
+		}
+		c.API.Token = strings.TrimSpace(string(raw))
+	}
+	if v := os.Getenv("GOVHUB_API_TOKEN"); v != "" {
+		c.API.Token = v
+	}
 	for i := range c.Directory.Peers {
 		p := &c.Directory.Peers[i]
 		if p.SecretFile != "" {
@@ -334,6 +356,9 @@ func (c Config) Validate() error {
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	}
+	if c.API.Token != "" && len(c.API.Token) < 32 {
+		errs = append(errs, errors.New("api token: must be at least 32 characters"))
 	}
 	seenPeer := map[string]bool{}
 	for _, p := range c.Directory.Peers {
