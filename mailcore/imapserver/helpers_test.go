@@ -7,17 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/govhub/govhub/internal/passhash"
-	"github.com/govhub/govhub/internal/sqldb"
 	"github.com/govhub/govhub/internal/testdb"
 	"github.com/govhub/govhub/internal/tlsconf"
 	"github.com/govhub/govhub/mailcore"
-	"github.com/govhub/govhub/mailcore/volume"
+	"github.com/govhub/govhub/mailcore/storetest"
 )
 
 const (
@@ -92,29 +90,7 @@ type env struct {
 }
 
 func openStore(t testing.TB, dbURL string) *mailcore.Store {
-	t.Helper()
-	ctx := context.Background()
-	db, err := sqldb.Open(ctx, dbURL, sqldb.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Migrate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	vs, err := volume.Open(volume.Options{Dir: filepath.Join(t.TempDir(), "volumes"), VolumeSize: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := mailcore.Open(mailcore.Options{DB: db, Blobs: vs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Close()
-		vs.Close()
-		db.Close()
-	})
-	return s
+	return storetest.OpenStore(t, dbURL, mailcore.Options{})
 }
 
 func serverTLS(t testing.TB) (*tls.Config, *tls.Config, []byte) {

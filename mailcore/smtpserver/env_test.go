@@ -19,12 +19,11 @@ import (
 	"time"
 
 	"github.com/govhub/govhub/internal/passhash"
-	"github.com/govhub/govhub/internal/sqldb"
 	"github.com/govhub/govhub/internal/testdb"
 	"github.com/govhub/govhub/internal/tlsconf"
 	"github.com/govhub/govhub/mailcore"
 	"github.com/govhub/govhub/mailcore/auth"
-	"github.com/govhub/govhub/mailcore/volume"
+	"github.com/govhub/govhub/mailcore/storetest"
 )
 
 const (
@@ -41,25 +40,7 @@ const (
 )
 
 func openStore(t testing.TB, dbURL string) *mailcore.Store {
-	t.Helper()
-	ctx := context.Background()
-	db, err := sqldb.Open(ctx, dbURL, sqldb.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Migrate(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	vs, err := volume.Open(volume.Options{Dir: filepath.Join(t.TempDir(), "volumes"), VolumeSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := mailcore.Open(mailcore.Options{DB: db, Blobs: vs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close(); vs.Close(); db.Close() })
-	return s
+	return storetest.OpenStore(t, dbURL, mailcore.Options{})
 }
 
 var (
