@@ -104,7 +104,7 @@ type NewAccount struct {
 	Status       string // "" = active
 }
 
-const accountCols = `id, domain_id, address, display_name, password_hash, status, quota_bytes, used_bytes, next_uidvalidity, created_at, updated_at`
+const accountCols = `id, domain_id, address, display_name, password_hash, status, quota_bytes, used_bytes, next_uidvalidity, left_at, created_at, updated_at`
 
 // CreateAccount creates an account and its default mailboxes. The domain is
 // created if it does not exist yet.
@@ -349,9 +349,18 @@ func (s *Store) UpdateAccount(ctx context.Context, id int64, fn func(Account) (A
 			return fmt.Errorf("mailcore: negative quota")
 		}
 		n.UpdatedAt = s.unix()
-		_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE accounts SET display_name = ?, password_hash = ?, status = ?, quota_bytes = ?, updated_at = ? WHERE id = ?`),
-			n.DisplayName, n.PasswordHash, n.Status, n.QuotaBytes, n.UpdatedAt, id)
-		a.DisplayName, a.PasswordHash, a.Status, a.QuotaBytes, a.UpdatedAt = n.DisplayName, n.PasswordHash, n.Status, n.QuotaBytes, n.UpdatedAt
+		// LeftAt follows the status: set (to now, unless fn gave one) when
+		// the account becomes left, cleared when it no longer is.
+		switch {
+		case n.Status != StatusLeft:
+			n.LeftAt = nil
+		case n.LeftAt == nil:
+			now := s.unix()
+			n.LeftAt = &now
+		}
+		_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE accounts SET display_name = ?, password_hash = ?, status = ?, quota_bytes = ?, left_at = ?, updated_at = ? WHERE id = ?`),
+			n.DisplayName, n.PasswordHash, n.Status, n.QuotaBytes, n.LeftAt, n.UpdatedAt, id)
+		a.DisplayName, a.PasswordHash, a.Status, a.QuotaBytes, a.LeftAt, a.UpdatedAt = n.DisplayName, n.PasswordHash, n.Status, n.QuotaBytes, n.LeftAt, n.UpdatedAt
 		out = a
 		return err
 	})
@@ -419,7 +428,7 @@ func (s *Store) ResolveRecipient(ctx context.Context, addr string) (Account, Rec
 	}
 	// One query per candidate (the hot path of every RCPT): the account by
 	// its address or an alias, joined with its INBOX.
-	const cols = `a.id, a.domain_id, a.address, a.display_name, a.password_hash, a.status, a.quota_bytes, a.used_bytes, a.next_uidvalidity, a.created_at, a.updated_at, mb.id AS inbox_id`
+	const cols = `a.id, a.domain_id, a.address, a.display_name, a.password_hash, a.status, a.quota_bytes, a.used_bytes, a.next_uidvalidity, a.left_at, a.created_at, a.updated_at, mb.id AS inbox_id`
 	q := s.db.Rebind(`SELECT ` + cols + ` FROM accounts a JOIN mailboxes mb ON mb.account_id = a.id AND mb.name = 'INBOX' WHERE a.address = ?
 		UNION ALL SELECT ` + cols + ` FROM aliases l JOIN accounts a ON a.id = l.account_id JOIN mailboxes mb ON mb.account_id = a.id AND mb.name = 'INBOX' WHERE l.address = ?`)
 	st, err := s.cached(ctx, q)

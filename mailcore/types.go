@@ -37,6 +37,17 @@ type Account struct {
 	UpdatedAt    int64  `db:"updated_at" json:"updated_at"`
 
 	NextUIDValidity int64 `db:"next_uidvalidity" json:"-"`
+	// LeftAt is when the account became left (Unix seconds), nil otherwise.
+	LeftAt *int64 `db:"left_at" json:"left_at,omitempty"`
+}
+
+// AcceptsMailAt reports whether mail for the account is accepted at now:
+// always unless it has left, and for grace after it left.
+func (a Account) AcceptsMailAt(now time.Time, grace time.Duration) bool {
+	if a.Status != StatusLeft {
+		return true
+	}
+	return a.LeftAt != nil && now.Before(time.Unix(*a.LeftAt, 0).Add(grace))
 }
 
 // HasPassword reports whether the account may sign in with a password (an

@@ -44,6 +44,12 @@ func (p mailProvisioner) EnsureAccount(ctx context.Context, a directory.AccountS
 	_, err = p.store.UpdateAccount(ctx, acct.ID, func(old mailcore.Account) (mailcore.Account, error) {
 		old.DisplayName = a.DisplayName
 		old.Status = status
+		if status == directory.StatusLeft && !a.LeftAt.IsZero() {
+			// The grace period for mail counts from when the chart says
+			// the person left, not from when we noticed.
+			at := a.LeftAt.Unix()
+			old.LeftAt = &at
+		}
 		if a.QuotaBytes > 0 {
 			old.QuotaBytes = a.QuotaBytes
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/govhub/govhub/directory"
 	"github.com/govhub/govhub/internal/testdb"
@@ -30,11 +31,12 @@ func TestMailProvisioner(t *testing.T) {
 				t.Fatalf("mailboxes = %d", len(mbs))
 			}
 			spec.Status, spec.DisplayName = directory.StatusLeft, "赵六（已离职）"
+			spec.LeftAt = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 			if err := p.EnsureAccount(ctx, spec); err != nil {
 				t.Fatal(err)
 			}
 			a, _ = st.AccountByAddress(ctx, "zhao.liu@gov.example")
-			if a.Status != mailcore.StatusLeft || a.DisplayName != "赵六（已离职）" {
+			if a.Status != mailcore.StatusLeft || a.DisplayName != "赵六（已离职）" || a.LeftAt == nil || *a.LeftAt != spec.LeftAt.Unix() {
 				t.Fatalf("left account = %+v", a)
 			}
 			// Someone who left before ever getting an account gets none.

@@ -126,6 +126,10 @@ type Store struct {
 	// CompactDeadFraction: rewrite a sealed volume once this fraction of it
 	// is dead. Default 0.3.
 	CompactDeadFraction float64 `yaml:"compact_dead_fraction"`
+	// LeftGrace: mail for an account whose person has left is still
+	// accepted this long after they left, then refused. Default 720h (30
+	// days).
+	LeftGrace Duration `yaml:"left_grace"`
 }
 
 // Log configures logging.
@@ -217,6 +221,7 @@ func Default() Config {
 			DeadGrace:           Duration(time.Hour),
 			CompactEvery:        Duration(time.Hour),
 			CompactDeadFraction: 0.3,
+			LeftGrace:           Duration(30 * 24 * time.Hour),
 		},
 		Log: Log{Level: "info", Format: "text"},
 		Listen: Listen{

@@ -79,6 +79,10 @@ type Config struct {
 	// DeliverTimeout bounds the store delivery and Enqueue of one message;
 	// default 2 minutes.
 	DeliverTimeout time.Duration
+	// LeftGrace is how long mail is still accepted for an account whose
+	// person has left (Account.LeftAt); after it, 550 5.1.1. Default 30
+	// days; negative: refused at once.
+	LeftGrace time.Duration
 
 	Logger *slog.Logger
 	// Registerer receives the counters; nil registers nothing.
@@ -124,6 +128,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxAuthFailures <= 0 {
 		c.MaxAuthFailures = 3
+	}
+	if c.LeftGrace == 0 {
+		c.LeftGrace = 30 * 24 * time.Hour
 	}
 	if c.DeliverTimeout <= 0 {
 		c.DeliverTimeout = 2 * time.Minute

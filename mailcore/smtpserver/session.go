@@ -188,9 +188,9 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.log.Error("recipient lookup failed", "err", err)
 		return ss.refuse("temp_failure", errTempFailure)
 	}
-	if acct.Status == mailcore.StatusLeft {
-		// 5.1.1, as for an unknown user: whether someone has left is not
-		// the sender's business.
+	if !acct.AcceptsMailAt(ss.s.cfg.Now(), ss.s.cfg.LeftGrace) {
+		// Left longer ago than the grace period: 5.1.1, as for an unknown
+		// user; whether someone has left is not the sender's business.
 		return ss.refuse("recipient_left", errNoSuchUser)
 	}
 	if acct.QuotaBytes > 0 && (acct.UsedBytes >= acct.QuotaBytes || ss.size > 0 && acct.UsedBytes+ss.size > acct.QuotaBytes) {

@@ -165,6 +165,22 @@ func testAccounts(t *testing.T, open Open) {
 	if err != nil || up.Status != mailcore.StatusDisabled || up.QuotaBytes != 0 {
 		t.Fatalf("update = %+v, %v", up, err)
 	}
+	left, err := s.UpdateAccount(ctx, sso.ID, func(old mailcore.Account) (mailcore.Account, error) {
+		old.Status = mailcore.StatusLeft
+		return old, nil
+	})
+	if err != nil || left.LeftAt == nil {
+		t.Fatalf("left: %+v %v", left, err)
+	}
+	if got, _ := s.Account(ctx, sso.ID); got.LeftAt == nil || *got.LeftAt != *left.LeftAt {
+		t.Fatalf("left_at not stored: %+v", got)
+	}
+	if back, _ := s.UpdateAccount(ctx, sso.ID, func(old mailcore.Account) (mailcore.Account, error) {
+		old.Status = mailcore.StatusActive
+		return old, nil
+	}); back.LeftAt != nil {
+		t.Fatalf("left_at kept after return: %+v", back)
+	}
 	if _, err := s.UpdateAccount(ctx, sso.ID, func(old mailcore.Account) (mailcore.Account, error) {
 		old.Status = "gone"
 		return old, nil
