@@ -97,7 +97,12 @@ func (sv *services) listeners(want map[string]bool) ([]*listener, []func(context
 	var ls []*listener
 	var jobs []func(context.Context) error
 	if want["smtp"] {
+		var groups smtpserver.Groups
+		if d := strings.ToLower(a.cfg.Directory.DepartmentDomain); d != "" {
+			groups = deptGroups{dir: directory.NewStore(a.db, nil), domain: d}
+		}
 		srv, err := smtpserver.New(a.store, sv.auth, sv.queue, smtpserver.Config{
+			Groups:         groups,
 			Hostname:       a.cfg.Hostname,
 			TLS:            sv.tls,
 			MaxMessageSize: int64(a.cfg.Store.MaxMessageSize),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/govhub/govhub/adapters/affairslink/simulator"
+	"github.com/govhub/govhub/directory"
+	"github.com/govhub/govhub/internal/sqldb"
 )
 
 // TestSyncRunAffairsLink drives `govhub sync run` against the affairs-link
@@ -137,5 +140,40 @@ func TestSyncRunAffairsLink(t *testing.T) {
 	code, body = get("/api/admin/sync/runs?peer=affairslink", token)
 	if code != 200 || strings.Count(body, `"peer":"affairslink"`) != 3 {
 		t.Fatalf("admin runs: %d %s", code, body)
+	}
+
+	// Department distribution lists follow the synced chart.
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, filepath.Join(dir, "data", "govhub.db"), sqldb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	dst := directory.NewStore(db, nil)
+	depts, err := dst.Departments(ctx)
+	if err != nil || len(depts) != 4 {
+		t.Fatalf("departments = %v, %v", depts, err)
+	}
+	g := deptGroups{dir: dst, domain: "gov.example.cn"}
+	var root, child int64
+	for _, d := range depts {
+		if d.ParentID == 0 {
+			root = d.ID
+		} else {
+			child = d.ID
+		}
+	}
+	direct, ok, err := g.Members(ctx, fmt.Sprintf("dept-%d@gov.example.cn", child))
+	if err != nil || !ok || len(direct) == 0 || !strings.HasSuffix(direct[0], "@gov.example.cn") {
+		t.Fatalf("members of %d = %v %v %v", child, direct, ok, err)
+	}
+	all, ok, _ := g.Members(ctx, fmt.Sprintf("DEPT-%d-all@GOV.example.cn", root))
+	if !ok || len(all) != 25 {
+		t.Fatalf("root with sub-departments: %d members (%v)", len(all), ok)
+	}
+	for _, notGroup := range []string{"user00001@gov.example.cn", fmt.Sprintf("dept-%d@elsewhere.example", child), "dept-x@gov.example.cn", "dept-999999@gov.example.cn"} {
+		if _, ok, err := g.Members(ctx, notGroup); ok || err != nil {
+			t.Errorf("%s taken as a group (%v)", notGroup, err)
+		}
 	}
 }

@@ -67,6 +67,11 @@ type Directory struct {
 	// (LDAP owns names, departments, titles and status; govhub owns mail;
 	// the affairs link owns mobiles).
 	Ownership map[string]string `yaml:"ownership"`
+	// DepartmentDomain, when set, gives every department a distribution
+	// address: dept-<id>@<domain> (members), dept-<id>-all@<domain>
+	// (sub-departments too). Only signed-in staff may send to them. Use a
+	// domain govhub receives mail for (the staff's own).
+	DepartmentDomain string `yaml:"department_domain"`
 	// Peers are the directories govhub syncs with.
 	Peers []Peer `yaml:"peers"`
 }

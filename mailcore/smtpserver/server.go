@@ -79,6 +79,11 @@ type Config struct {
 	// DeliverTimeout bounds the store delivery and Enqueue of one message;
 	// default 2 minutes.
 	DeliverTimeout time.Duration
+	// Groups expands group addresses (department distribution lists); nil:
+	// none. Only signed-in submission may send to a group: on MX a group
+	// address is refused with 550 5.7.1, so an outside sender cannot mail a
+	// whole department.
+	Groups Groups
 	// LeftGrace is how long mail is still accepted for an account whose
 	// person has left (Account.LeftAt); after it, 550 5.1.1. Default 30
 	// days; negative: refused at once.
@@ -90,6 +95,14 @@ type Config struct {
 	// Now is the clock for Received dates and connection rates; nil means
 	// time.Now.
 	Now func() time.Time
+}
+
+// Groups answers whether an address is a group and who its members are
+// (addresses of local accounts). The directory's department lists
+// implement it (wired in cmd/govhub). A message to a group is stored once
+// for all members, like any message to many.
+type Groups interface {
+	Members(ctx context.Context, addr string) (members []string, isGroup bool, err error)
 }
 
 func (c *Config) defaults() {

@@ -55,7 +55,8 @@ type session struct {
 	local     []localRcpt
 	seen      map[int64]bool // account ids already among local
 	remote    []string
-	rcptCount int // accepted RCPT commands, duplicates included
+	rcptCount int  // accepted RCPT commands, duplicates included
+	group     bool // a RCPT named a group address
 }
 
 type localRcpt struct {
@@ -92,7 +93,7 @@ func ourConn(c net.Conn) *conn {
 }
 
 func (ss *session) Reset() {
-	ss.from, ss.size, ss.local, ss.seen, ss.remote, ss.rcptCount = "", 0, nil, nil, nil, 0
+	ss.from, ss.size, ss.local, ss.seen, ss.remote, ss.rcptCount, ss.group = "", 0, nil, nil, nil, 0, false
 }
 
 func (ss *session) Logout() error { return nil }
@@ -181,6 +182,11 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return nil
 	}
 	acct, rcpt, err := ss.s.store.ResolveRecipient(ctx, addr)
+	if errors.Is(err, mailcore.ErrNotFound) && ss.s.cfg.Groups != nil {
+		if handled, gerr := ss.rcptGroup(ctx, addr); handled {
+			return gerr
+		}
+	}
 	if errors.Is(err, mailcore.ErrNotFound) || errors.Is(err, mailcore.ErrInvalidAddress) {
 		return ss.refuse("unknown_recipient", errNoSuchUser)
 	}
@@ -233,12 +239,13 @@ func (ss *session) Data(r io.Reader) error {
 
 	id := ss.messageID()
 	var forAddr string
-	if ss.rcptCount == 1 {
-		if len(ss.local) == 1 {
-			forAddr = ss.local[0].addr
-		} else {
-			forAddr = ss.remote[0]
-		}
+	// "for" only with exactly one envelope recipient that is one mailbox
+	// (a group expands to many, whose addresses stay private).
+	switch {
+	case ss.rcptCount == 1 && len(ss.local) == 1 && len(ss.remote) == 0 && !ss.group:
+		forAddr = ss.local[0].addr
+	case ss.rcptCount == 1 && len(ss.remote) == 1 && len(ss.local) == 0:
+		forAddr = ss.remote[0]
 	}
 	received := ss.receivedHeader(id, forAddr)
 
@@ -473,4 +480,36 @@ func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
 		return nil, true, l.check(l.username, string(response))
 	}
 	return nil, true, errLoginProtocol
+}
+
+// rcptGroup handles RCPT to a group address: on submission every member
+// with a mailbox that accepts mail becomes a local recipient (one copy per
+// account, one body for all); on MX groups are refused. It reports false
+// when addr is not a group.
+func (ss *session) rcptGroup(ctx context.Context, addr string) (bool, error) {
+	members, ok, err := ss.s.cfg.Groups.Members(ctx, addr)
+	if err != nil {
+		ss.log.Error("group lookup failed", "err", err)
+		return true, ss.refuse("temp_failure", errTempFailure)
+	}
+	if !ok {
+		return false, nil
+	}
+	if !ss.submit || ss.account == nil {
+		return true, ss.refuse("relay_denied", errRelayDenied)
+	}
+	if ss.seen == nil {
+		ss.seen = map[int64]bool{}
+	}
+	for _, m := range members {
+		acct, rcpt, err := ss.s.store.ResolveRecipient(ctx, m)
+		if err != nil || !acct.AcceptsMailAt(ss.s.cfg.Now(), ss.s.cfg.LeftGrace) || ss.seen[acct.ID] {
+			continue // a member without a mailbox is skipped, not an error
+		}
+		ss.seen[acct.ID] = true
+		ss.local = append(ss.local, localRcpt{addr: m, rcpt: rcpt})
+	}
+	ss.rcptCount++
+	ss.group = true
+	return true, nil
 }
