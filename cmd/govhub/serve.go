@@ -74,7 +74,11 @@ modules can be spread over hosts sharing one PostgreSQL database.`,
 				return err
 			}
 			if want["http"] {
-				srv := &http.Server{Handler: httpMux(a, reg), ReadHeaderTimeout: 10 * time.Second}
+				mux := httpMux(a, reg)
+				if err := mountCallbacks(ctx, a, mux); err != nil {
+					return err
+				}
+				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 				ls = append(ls, &listener{name: "http", addr: a.cfg.Listen.HTTP, serve: srv.Serve})
 				jobs = append(jobs, func(ctx context.Context) error {
 					<-ctx.Done()
@@ -170,7 +174,7 @@ func contains(xs []string, x string) bool {
 
 // httpMux serves /healthz (the process is up), /readyz (the database
 // answers) and /metrics (Prometheus).
-func httpMux(a *app, reg *prometheus.Registry) http.Handler {
+func httpMux(a *app, reg *prometheus.Registry) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	if tok := a.cfg.API.Token; tok != "" {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/govhub/govhub/adapters/affairslink/simulator"
 	"github.com/govhub/govhub/directory"
@@ -142,6 +143,30 @@ func TestSyncRunAffairsLink(t *testing.T) {
 		t.Fatalf("admin runs: %d %s", code, body)
 	}
 
+	// A signed change callback from the affairs link triggers a delta run:
+	// a person added there shows up in govhub without waiting for a
+	// schedule. A forged callback is refused.
+	sim.PutUser(simulator.User{ID: "u90001", Name: "新同事", Email: "newcomer@gov.example.cn", JobNumber: "E090001", Status: "active",
+		Departments: []simulator.Member{{ID: "d001", Order: 1}}})
+	ev := simulator.Event{EventID: "ev-1", Type: "user.upsert", ID: "u90001", OccurredAt: time.Now()}
+	if code, err := sim.SendCallback(context.Background(), addrs["http"]+"/callbacks/affairslink", ev, simulator.CallbackOptions{Secret: "forged"}); err != nil || code != 401 {
+		t.Fatalf("forged callback: %d %v", code, err)
+	}
+	if code, err := sim.SendCallback(context.Background(), addrs["http"]+"/callbacks/affairslink", ev, simulator.CallbackOptions{}); err != nil || code != 200 {
+		t.Fatalf("callback: %d %v", code, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := get("/api/v1/addressbook/people?q=newcomer", token)
+		if code == 200 && strings.Contains(body, "newcomer@gov.example.cn") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("callback did not lead to a sync: %d %s", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	// Department distribution lists follow the synced chart.
 	ctx := context.Background()
 	db, err := sqldb.Open(ctx, filepath.Join(dir, "data", "govhub.db"), sqldb.Options{})
@@ -168,7 +193,7 @@ func TestSyncRunAffairsLink(t *testing.T) {
 		t.Fatalf("members of %d = %v %v %v", child, direct, ok, err)
 	}
 	all, ok, _ := g.Members(ctx, fmt.Sprintf("DEPT-%d-all@GOV.example.cn", root))
-	if !ok || len(all) != 25 {
+	if !ok || len(all) != 26 { // 25 seeded + the newcomer
 		t.Fatalf("root with sub-departments: %d members (%v)", len(all), ok)
 	}
 	for _, notGroup := range []string{"user00001@gov.example.cn", fmt.Sprintf("dept-%d@elsewhere.example", child), "dept-x@gov.example.cn", "dept-999999@gov.example.cn"} {
