@@ -1428,12 +1428,24 @@ func (r *run) afterCommit(ctx context.Context) {
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var specs []AccountSpec
 	for _, id := range ids {
-		p := r.people[id]
-		if p == nil || p.Mail == "" {
-			continue
+		if p := r.people[id]; p != nil && p.Mail != "" {
+			specs = append(specs, r.e.accountSpec(p))
 		}
-		if err := r.e.cfg.Provisioner.EnsureAccount(ctx, r.e.accountSpec(p)); err != nil {
+	}
+	var errs []error
+	if bp, ok := r.e.cfg.Provisioner.(BatchProvisioner); ok {
+		errs = bp.EnsureAccounts(ctx, specs)
+	} else {
+		errs = make([]error, len(specs))
+		for i, sp := range specs {
+			errs[i] = r.e.cfg.Provisioner.EnsureAccount(ctx, sp)
+		}
+	}
+	for i, err := range errs {
+		if err != nil && i < len(specs) {
+			id := specs[i].PersonID
 			r.rep.Errors = append(r.rep.Errors, ObjectError{Kind: "person", ObjectID: id, Anchor: r.anchOf[objKey(KindPerson, id)], Error: "provision: " + err.Error()})
 		}
 	}

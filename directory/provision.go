@@ -16,6 +16,17 @@ type Provisioner interface {
 	EnsureAccount(ctx context.Context, a AccountSpec) error
 }
 
+// BatchProvisioner is the optional capability of provisioning many
+// accounts in one go (a first sync of 200,000 people creates 200,000
+// accounts; one transaction each is what makes that slow). The engine uses
+// it after a run when the Provisioner has it.
+type BatchProvisioner interface {
+	Provisioner
+	// EnsureAccounts is EnsureAccount for every spec; it returns one error
+	// per spec, in order (nil where that account is in step).
+	EnsureAccounts(ctx context.Context, specs []AccountSpec) []error
+}
+
 // AccountSpec is what the mail core needs to keep one person's account.
 // Status decides access: active may sign in and receive; disabled may not
 // sign in but still receives; left may not sign in and, after the mail

@@ -14,7 +14,47 @@ import (
 // is the wiring between them (neither domain imports the other).
 type mailProvisioner struct{ store *mailcore.Store }
 
-var _ directory.Provisioner = mailProvisioner{}
+var _ directory.BatchProvisioner = mailProvisioner{}
+
+// EnsureAccounts creates the new accounts in batches through the bulk
+// import path (a few statements per 500 accounts) and brings existing ones
+// in step one by one, as EnsureAccount does.
+func (p mailProvisioner) EnsureAccounts(ctx context.Context, specs []directory.AccountSpec) []error {
+	errs := make([]error, len(specs))
+	const chunk = 5000
+	for start := 0; start < len(specs); start += chunk {
+		part := specs[start:min(start+chunk, len(specs))]
+		var nas []mailcore.NewAccount
+		var idx []int // position in specs of each nas entry
+		for i, a := range part {
+			if a.Status == directory.StatusActive || a.Status == directory.StatusDisabled {
+				nas = append(nas, mailcore.NewAccount{Address: a.Address, DisplayName: a.DisplayName, QuotaBytes: a.QuotaBytes, Status: a.Status})
+				idx = append(idx, start+i)
+			} else {
+				errs[start+i] = p.EnsureAccount(ctx, a)
+			}
+		}
+		if len(nas) == 0 {
+			continue
+		}
+		res, err := p.store.ImportAccounts(ctx, nas, mailcore.ImportOptions{})
+		if err != nil {
+			for _, i := range idx {
+				errs[i] = fmt.Errorf("provision %s: %w", specs[i].Address, err)
+			}
+			continue
+		}
+		for _, e := range res.Errors {
+			i := idx[e.Index]
+			if errors.Is(e.Err, mailcore.ErrExists) {
+				errs[i] = p.EnsureAccount(ctx, specs[i]) // exists: update it
+			} else {
+				errs[i] = fmt.Errorf("provision %s: %w", specs[i].Address, e.Err)
+			}
+		}
+	}
+	return errs
+}
 
 // EnsureAccount creates the account of an active or disabled person who has
 // none (SSO-only: no password) and updates name, quota and status of one

@@ -49,6 +49,28 @@ func TestMailProvisioner(t *testing.T) {
 			if err := p.EnsureAccount(ctx, directory.AccountSpec{Address: "x@gov.example", Status: "retired"}); err == nil {
 				t.Fatal("unknown status accepted")
 			}
+			// The batch path: new ones created in bulk, an existing one
+			// updated, a left one without an account skipped, a bad
+			// address reported in its place.
+			errs := p.EnsureAccounts(ctx, []directory.AccountSpec{
+				{Address: "b1@gov.example", DisplayName: "一", Status: directory.StatusActive},
+				{Address: "zhao.liu@gov.example", DisplayName: "赵六", Status: directory.StatusActive},
+				{Address: "not an address", Status: directory.StatusActive},
+				{Address: "b2@gov.example", DisplayName: "二", Status: directory.StatusDisabled},
+				{Address: "b3@gov.example", Status: directory.StatusLeft},
+			})
+			if len(errs) != 5 || errs[0] != nil || errs[1] != nil || errs[2] == nil || errs[3] != nil || errs[4] != nil {
+				t.Fatalf("batch errors = %v", errs)
+			}
+			if a, err := st.AccountByAddress(ctx, "b2@gov.example"); err != nil || a.Status != mailcore.StatusDisabled || a.DisplayName != "二" {
+				t.Fatalf("b2 = %+v %v", a, err)
+			}
+			if a, _ := st.AccountByAddress(ctx, "zhao.liu@gov.example"); a.Status != mailcore.StatusActive || a.LeftAt != nil {
+				t.Fatalf("existing account not brought back: %+v", a)
+			}
+			if _, err := st.AccountByAddress(ctx, "b3@gov.example"); err == nil {
+				t.Fatal("account created for someone who left")
+			}
 		})
 	}
 }
