@@ -800,68 +800,73 @@ func (r *run) membersText(ms []MemberOf) string {
 	return strings.Join(parts, ",")
 }
 
-func personField(p *PersonRecord, f string) string {
+// recordFieldPtr and peerFieldPtr map a field name (FieldNames, except
+// memberships) to the string it is in govhub's record and in a peer's
+// entry; nil for any other name.
+func recordFieldPtr(p *PersonRecord, f string) *string {
 	switch f {
 	case "display_name":
-		return p.DisplayName
+		return &p.DisplayName
 	case "title":
-		return p.Title
+		return &p.Title
 	case "rank":
-		return p.Rank
+		return &p.Rank
 	case "office_phone":
-		return p.OfficePhone
+		return &p.OfficePhone
 	case "mobile":
-		return p.Mobile
+		return &p.Mobile
 	case "mail":
-		return p.Mail
+		return &p.Mail
 	case "employee_no":
-		return p.EmployeeNo
+		return &p.EmployeeNo
 	case "status":
-		return p.Status
+		return &p.Status
+	}
+	return nil
+}
+
+func peerFieldPtr(p *Person, f string) *string {
+	switch f {
+	case "display_name":
+		return &p.DisplayName
+	case "title":
+		return &p.Title
+	case "rank":
+		return &p.Rank
+	case "office_phone":
+		return &p.OfficePhone
+	case "mobile":
+		return &p.Mobile
+	case "mail":
+		return &p.Mail
+	case "employee_no":
+		return &p.EmployeeNo
+	case "status":
+		return &p.Status
+	}
+	return nil
+}
+
+func personField(p *PersonRecord, f string) string {
+	if v := recordFieldPtr(p, f); v != nil {
+		return *v
 	}
 	return ""
 }
 
+// setPersonField sets a field; a new display name recomputes its pinyin.
 func setPersonField(p *PersonRecord, f, v string) {
-	switch f {
-	case "display_name":
-		p.DisplayName = v
-		p.PinyinFull, p.PinyinInitials = Pinyin(v)
-	case "title":
-		p.Title = v
-	case "rank":
-		p.Rank = v
-	case "office_phone":
-		p.OfficePhone = v
-	case "mobile":
-		p.Mobile = v
-	case "mail":
-		p.Mail = v
-	case "employee_no":
-		p.EmployeeNo = v
-	case "status":
-		p.Status = v
+	if ptr := recordFieldPtr(p, f); ptr != nil {
+		*ptr = v
+		if f == "display_name" {
+			p.PinyinFull, p.PinyinInitials = Pinyin(v)
+		}
 	}
 }
 
 func peerField(p *Person, f string) string {
-	switch f {
-	case "display_name":
-		return p.DisplayName
-	case "title":
-		return p.Title
-	case "rank":
-		return p.Rank
-	case "office_phone":
-		return p.OfficePhone
-	case "mobile":
-		return p.Mobile
-	case "mail":
-		return p.Mail
-	case "employee_no":
-		return p.EmployeeNo
-	case "status":
-		return p.Status
+	if v := peerFieldPtr(p, f); v != nil {
+		return *v
 	}
 	return ""
 }
