@@ -1,7 +1,12 @@
-// Package sso will own single sign-on: the SAML 2.0 service provider, the
-// OpenID Connect relying party, the affairs link's login-code exchange, and
-// server-side sessions. It maps an identity to a directory person through an
-// interface it declares; it does not store mail or people.
-//
-// Status: not built yet (see issue 5). Nothing here is wired.
+// Package sso owns signing in: server-side sessions (random 256-bit
+// tokens, stored hashed; idle and absolute timeouts; a new token at every
+// sign-in), sign-ins started and bound to a browser (Pending), the
+// used-once cache that makes every assertion, login code and logout token
+// single-use across all nodes, CSRF checks, the audit log, app passwords
+// for desktop clients, the identity mapping to directory people, and the
+// sign-in pages. The protocols live in sub-packages: sso/saml (SAML 2.0
+// SP), sso/oidc (OpenID Connect RP) and sso/affairslink (the affairs
+// link's one-time login code). sso declares People (who an identity is)
+// and PasswordChecker; cmd/govhub implements them over directory and
+// mailcore. It stores no mail and no people.
 package sso
