@@ -49,12 +49,34 @@ type Options struct {
 	// Lockout is how long a lock lasts; default 15 minutes.
 	Lockout time.Duration
 
+	// AppPasswords, when set, verifies the passwords SSO-only staff made
+	// for desktop clients (sso implements it). They are tried when the
+	// account's own password does not match or the account has none.
+	AppPasswords AppPasswordVerifier
+	// Bind, when set, verifies a password by binding to the directory as
+	// the account's person (adapters/ldap implements it), when IT
+	// configures IMAP/SMTP sign-in against LDAP. It is tried after the
+	// stored hash and app passwords.
+	Bind BindVerifier
+
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Sleep waits d or until ctx ends; nil means a timer. Tests record the
 	// delays instead of waiting.
 	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// AppPasswordVerifier checks an account's app passwords.
+type AppPasswordVerifier interface {
+	VerifyAppPassword(ctx context.Context, accountID int64, password string) (bool, error)
+}
+
+// BindVerifier checks a password against an external directory. An error
+// means the directory could not answer (a temporary failure), not a wrong
+// password.
+type BindVerifier interface {
+	VerifyPassword(ctx context.Context, address, password string) (bool, error)
 }
 
 // Authenticator verifies passwords against the store's accounts.
@@ -183,7 +205,20 @@ func (a *Authenticator) Authenticate(ctx context.Context, username, password, re
 		log.Error("stored password hash cannot be verified", "err", verr)
 	case !ok:
 		reason = "wrong password"
-	case acct.Status != mailcore.StatusActive:
+	}
+	if found && reason != "" {
+		// The account's own password did not do it: an app password or a
+		// directory bind may.
+		alt, err := a.alternatives(ctx, acct, password)
+		if err != nil {
+			return mailcore.Account{}, err
+		}
+		if alt != "" {
+			reason = ""
+			log = log.With("via", alt)
+		}
+	}
+	if reason == "" && acct.Status != mailcore.StatusActive {
 		reason = "account " + acct.Status
 	}
 	if reason == "" {
@@ -197,6 +232,30 @@ func (a *Authenticator) Authenticate(ctx context.Context, username, password, re
 	}
 	log.Warn("sign-in failed", "reason", reason, "account_failures", as.failures+1, "ip_failures", is.failures+1)
 	return mailcore.Account{}, ErrInvalidCredentials
+}
+
+// alternatives tries the account's app passwords, then the directory
+// bind; it names the one that matched, or "".
+func (a *Authenticator) alternatives(ctx context.Context, acct mailcore.Account, password string) (string, error) {
+	if a.opts.AppPasswords != nil {
+		ok, err := a.opts.AppPasswords.VerifyAppPassword(ctx, acct.ID, password)
+		if err != nil {
+			return "", fmt.Errorf("auth: app passwords: %w", err)
+		}
+		if ok {
+			return "app password", nil
+		}
+	}
+	if a.opts.Bind != nil && password != "" {
+		ok, err := a.opts.Bind.VerifyPassword(ctx, acct.Address, password)
+		if err != nil {
+			return "", fmt.Errorf("auth: directory bind: %w", err)
+		}
+		if ok {
+			return "directory bind", nil
+		}
+	}
+	return "", nil
 }
 
 // lookup finds the account signing in as name: its own address, else an

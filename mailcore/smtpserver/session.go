@@ -340,6 +340,14 @@ func returnPath(from string) []byte {
 // only when there is exactly one, so Bcc recipients are not disclosed.
 func (ss *session) receivedHeader(id, forAddr string) []byte {
 	var b bytes.Buffer
+	if ss.c == nil { // Submit: handed over in-process by webmail
+		fmt.Fprintf(&b, "Received: from webmail ([%s])\r\n\tby %s (govhub) with HTTPSA id %s", sanitizeTrace(ss.ip), ss.s.cfg.Hostname, id)
+		if forAddr != "" {
+			fmt.Fprintf(&b, "\r\n\tfor <%s>", sanitizeTrace(forAddr))
+		}
+		fmt.Fprintf(&b, ";\r\n\t%s\r\n", ss.s.cfg.Now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
+		return b.Bytes()
+	}
 	helo := sanitizeTrace(ss.c.Hostname())
 	if helo == "" {
 		helo = "unknown"

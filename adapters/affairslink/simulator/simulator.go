@@ -109,6 +109,13 @@ type Server struct {
 	slow      time.Duration
 	loseN     int
 	expireIn  int // authenticated requests until all tokens expire; 0 off
+	codes     map[string]loginCode
+}
+
+// loginCode is one issued one-time login code.
+type loginCode struct {
+	user    string
+	expires time.Time
 }
 
 // New returns an empty simulator.
@@ -122,7 +129,7 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, depts: map[string]Dept{}, users: map[string]User{}, tokens: map[string]time.Time{}, idem: map[string]string{}}
+	s := &Server{cfg: cfg, depts: map[string]Dept{}, users: map[string]User{}, tokens: map[string]time.Time{}, idem: map[string]string{}, codes: map[string]loginCode{}}
 	m := http.NewServeMux()
 	m.HandleFunc("POST /v1/token", s.token)
 	m.HandleFunc("GET /v1/departments", s.auth(s.listDepts))
@@ -133,6 +140,7 @@ func New(cfg Config) *Server {
 	m.HandleFunc("PATCH /v1/users/{id}", s.auth(s.patchUser))
 	m.HandleFunc("GET /v1/changes/latest", s.auth(s.latest))
 	m.HandleFunc("GET /v1/changes", s.auth(s.changes))
+	m.HandleFunc("POST /v1/auth/code", s.auth(s.exchangeCode))
 	s.mux = m
 	return s
 }
@@ -786,4 +794,39 @@ func (s *Server) SendCallback(ctx context.Context, url string, ev Event, o Callb
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, nil
+}
+
+// CodeTTL is how long an issued login code may be exchanged.
+const CodeTTL = 5 * time.Minute
+
+// IssueLoginCode makes a one-time login code for a user, as the affairs
+// link does when a person clicks "mail": the code is put in the URL it
+// opens govhub with, and govhub exchanges it at POST /v1/auth/code.
+func (s *Server) IssueLoginCode(userID string) string {
+	code := randHex(16)
+	s.mu.Lock()
+	s.codes[code] = loginCode{user: userID, expires: s.cfg.Now().Add(CodeTTL)}
+	s.mu.Unlock()
+	return code
+}
+
+// exchangeCode spends a login code: the first exchange gets the user id,
+// any later one (or one after CodeTTL) gets 400 invalid_code.
+func (s *Server) exchangeCode(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Code string `json:"code"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&in); err != nil || in.Code == "" {
+		writeErr(w, http.StatusBadRequest, "invalid_request", "body must be {\"code\": \"...\"}")
+		return
+	}
+	s.mu.Lock()
+	lc, ok := s.codes[in.Code]
+	delete(s.codes, in.Code)
+	s.mu.Unlock()
+	if !ok || !s.cfg.Now().Before(lc.expires) {
+		writeErr(w, http.StatusBadRequest, "invalid_code", "login code unknown, used or expired")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"user_id": lc.user})
 }
