@@ -101,7 +101,10 @@ func (c *conn) Close() error {
 // dial connects, upgrades with StartTLS when configured, and binds.
 // RequestTimeout bounds each request; cancelling ctx closes the
 // connection.
-func (p *Peer) dial(ctx context.Context) (*conn, error) {
+func (p *Peer) dial(ctx context.Context) (*conn, error) { return p.dialBind(ctx, true) }
+
+// dialBind is dial, binding with the configured DN only when bind is set.
+func (p *Peer) dialBind(ctx context.Context, bind bool) (*conn, error) {
 	id := p.connID.Add(1)
 	log := p.log.With("conn", id)
 	d := &net.Dialer{Timeout: p.cfg.DialTimeout}
@@ -119,7 +122,7 @@ func (p *Peer) dial(ctx context.Context) (*conn, error) {
 			return nil, fmt.Errorf("ldap: StartTLS refused or failed at %s (RFC 4511 4.14; will not continue in plain text): %w", p.cfg.URL, err)
 		}
 	}
-	if p.cfg.BindDN != "" {
+	if bind && p.cfg.BindDN != "" {
 		if err := c.Bind(p.cfg.BindDN, p.cfg.BindSecret); err != nil {
 			c.Close()
 			// The error carries the server's result code, never the secret.
