@@ -2,6 +2,7 @@ package ldap
 
 import (
 	"context"
+	"encoding/base64"
 	"testing"
 
 	"github.com/govhub/govhub/adapters/ldap/ldaptest"
@@ -12,19 +13,20 @@ import (
 // address and an address that tries filter injection are all "no".
 func TestVerifyPassword(t *testing.T) {
 	s := ldaptest.Start(t, ldaptest.Options{LDIF: ldaptest.ChartLDIF(0)})
-	dn := "uid=zhangsan," + ldaptest.DeptDN("办公厅")
-	s.LDAPModify(t, "dn: "+dn+"\nchangetype: modify\nreplace: userPassword\nuserPassword: 正确的密码-1\n")
+	dn := "uid=lisi," + ldaptest.DeptDN("办公厅")
+	s.LDAPModify(t, "dn: "+dn+"\nchangetype: modify\nreplace: userPassword\nuserPassword:: "+base64.StdEncoding.EncodeToString([]byte("正确的密码-1"))+"\n")
 	p := newPeer(t, rootConfig(s))
 	ctx := context.Background()
 	for _, c := range []struct {
 		name, addr, pw string
 		want           bool
 	}{
-		{"right", "zhangsan@gov.example", "正确的密码-1", true},
-		{"wrong", "zhangsan@gov.example", "wrong", false},
-		{"empty (would be an unauthenticated bind)", "zhangsan@gov.example", "", false},
+		{"right", "lisi@gov.example", "正确的密码-1", true},
+		{"wrong", "lisi@gov.example", "wrong", false},
+		{"empty (would be an unauthenticated bind)", "lisi@gov.example", "", false},
+		{"mail shared by two entries", "zhangsan@gov.example", "正确的密码-1", false},
 		{"unknown", "nobody@gov.example", "正确的密码-1", false},
-		{"injection", "*)(uid=zhangsan", "正确的密码-1", false},
+		{"injection", "*)(uid=lisi", "正确的密码-1", false},
 		{"wildcard", "*", "正确的密码-1", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
