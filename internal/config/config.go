@@ -38,6 +38,111 @@ type Config struct {
 	Delivery  Delivery  `yaml:"delivery"`
 	Directory Directory `yaml:"directory"`
 	API       API       `yaml:"api"`
+	Web       Web       `yaml:"web"`
+	SSO       SSO       `yaml:"sso"`
+	Auth      Auth      `yaml:"auth"`
+}
+
+// Web configures the browser-facing side: webmail, sign-in, sessions and
+// the portal's badge.
+type Web struct {
+	// PublicURL is the origin staff's browsers use (https://mail.example.gov.cn).
+	// SSO metadata, redirect URIs and the CSRF origin check derive from it.
+	// Default https://<listen.https>.
+	PublicURL string `yaml:"public_url"`
+	// SessionIdle ends a session unused this long; default 2h.
+	SessionIdle Duration `yaml:"session_idle"`
+	// SessionAbsolute ends every session this long after sign-in; default 12h.
+	SessionAbsolute Duration `yaml:"session_absolute"`
+	// PasswordLogin shows the password form for accounts that have a
+	// password; default true.
+	PasswordLogin bool `yaml:"password_login"`
+	// CORSOrigins may call GET /api/v1/badge from the browser with the
+	// staff member's session (the portal's pages), e.g. https://portal.example.gov.cn.
+	CORSOrigins []string `yaml:"cors_origins"`
+	// PortalTokenFile holds the token the portal's server presents to read
+	// a person's badge (GOVHUB_PORTAL_TOKEN overrides it; ≥32 characters).
+	PortalTokenFile string `yaml:"portal_token_file"`
+	// AlertSenders may use "also alert recipients by SMS/IM": addresses,
+	// or "*" for everyone. Default none.
+	AlertSenders []string `yaml:"alert_senders"`
+
+	PortalToken string `yaml:"-"`
+}
+
+// SSO lists the identity providers staff sign in with.
+type SSO struct {
+	SAML        []SAMLProvider        `yaml:"saml"`
+	OIDC        []OIDCProvider        `yaml:"oidc"`
+	AffairsLink []AffairsLinkProvider `yaml:"affairslink"`
+}
+
+// Mapping says which attribute or claim finds the directory person, and
+// which person field it matches: person_id, employee_no, uid, mail or
+// affairslink_id. jit creates unknown people (off by default).
+type Mapping struct {
+	From string `yaml:"from"`
+	Key  string `yaml:"key"`
+	JIT  bool   `yaml:"jit"`
+}
+
+// SAMLProvider is one SAML 2.0 IdP. Its endpoints are under
+// /sso/saml/<name>/ (metadata, login, acs, slo).
+type SAMLProvider struct {
+	Name  string `yaml:"name"`
+	Label string `yaml:"label"`
+	// EntityID defaults to <public_url>/sso/saml/<name>/metadata.
+	EntityID        string `yaml:"entity_id"`
+	IDPMetadataFile string `yaml:"idp_metadata_file"`
+	IDPMetadataURL  string `yaml:"idp_metadata_url"`
+	// MetadataRefresh re-reads the IdP metadata (certificate rollover); default 1h.
+	MetadataRefresh Duration `yaml:"metadata_refresh"`
+	// IDPInitiated accepts unsolicited responses; default false.
+	IDPInitiated bool `yaml:"idp_initiated"`
+	// ClockSkew allowed on assertion times; default 2m.
+	ClockSkew Duration `yaml:"clock_skew"`
+	// KeyFile/CertFile are the SP's signing pair; empty: generated under
+	// <data_dir>/sso.
+	KeyFile  string  `yaml:"key_file"`
+	CertFile string  `yaml:"cert_file"`
+	Mapping  Mapping `yaml:"mapping"`
+}
+
+// OIDCProvider is one OpenID provider. Its endpoints are under
+// /sso/oidc/<name>/ (login, callback, backchannel-logout).
+type OIDCProvider struct {
+	Name     string `yaml:"name"`
+	Label    string `yaml:"label"`
+	Issuer   string `yaml:"issuer"`
+	ClientID string `yaml:"client_id"`
+	// ClientSecretFile holds the client secret; GOVHUB_OIDC_<NAME>_SECRET
+	// overrides it.
+	ClientSecretFile   string   `yaml:"client_secret_file"`
+	Scopes             []string `yaml:"scopes"`
+	ClaimsFromUserInfo bool     `yaml:"claims_from_userinfo"`
+	Mapping            Mapping  `yaml:"mapping"`
+
+	ClientSecret string `yaml:"-"`
+}
+
+// AffairsLinkProvider signs staff in with the affairs link's login code,
+// exchanged through the affairs-link directory peer named by peer.
+type AffairsLinkProvider struct {
+	Name  string `yaml:"name"`
+	Label string `yaml:"label"`
+	Peer  string `yaml:"peer"`
+	// PortalURL is where the sign-in button sends a browser without a code.
+	PortalURL string `yaml:"portal_url"`
+	// Mapping defaults to {from: subject, key: affairslink_id}.
+	Mapping Mapping `yaml:"mapping"`
+}
+
+// Auth tunes password sign-in for IMAP and SMTP.
+type Auth struct {
+	// LDAPBindPeer names an ldap directory peer: passwords that do not
+	// match a stored hash or an app password are checked by binding to it
+	// as the person. Empty: off.
+	LDAPBindPeer string `yaml:"ldap_bind_peer"`
 }
 
 // API guards the HTTP APIs that are not yet behind staff sign-in (the
@@ -160,9 +265,13 @@ type Listen struct {
 	IMAP string `yaml:"imap"`
 	// IMAPS is IMAP with implicit TLS. Default 127.0.0.1:9930.
 	IMAPS string `yaml:"imaps"`
-	// HTTP serves /healthz, /readyz, /metrics (later webmail and APIs).
+	// HTTP serves /healthz, /readyz, /metrics, the callbacks, and the same
+	// pages as HTTPS (for a TLS-terminating load balancer in front).
 	// Default 127.0.0.1:8080.
 	HTTP string `yaml:"http"`
+	// HTTPS serves webmail, sign-in and the APIs with the TLS certificate.
+	// Default 127.0.0.1:8443.
+	HTTPS string `yaml:"https"`
 }
 
 // TLS names the certificate for SMTP, submission and IMAP. Empty: a
@@ -236,7 +345,10 @@ func Default() Config {
 			IMAP:        "127.0.0.1:1430",
 			IMAPS:       "127.0.0.1:9930",
 			HTTP:        "127.0.0.1:8080",
+			HTTPS:       "127.0.0.1:8443",
 		},
+		Web: Web{SessionIdle: Duration(2 * time.Hour), SessionAbsolute: Duration(12 * time.Hour), PasswordLogin: true,
+			CORSOrigins: []string{}, AlertSenders: []string{}},
 		SMTP:     SMTP{MaxRecipients: 1000, MaxConnsPerIP: 20, Timeout: Duration(5 * time.Minute)},
 		IMAP:     IMAP{IdlePoll: Duration(250 * time.Millisecond)},
 		Delivery: Delivery{RetryFor: Duration(120 * time.Hour), DKIMSelector: "govhub", RequireTLS: []string{}},
@@ -315,6 +427,29 @@ func (c *Config) applyEnv() error {
 			p.Secret = v
 		}
 	}
+	if c.Web.PortalTokenFile != "" {
+		raw, err := os.ReadFile(c.Web.PortalTokenFile)
+		if err != nil {
+			return fmt.Errorf("config: web.portal_token_file: %w", err)
+		}
+		c.Web.PortalToken = strings.TrimSpace(string(raw))
+	}
+	if v := os.Getenv("GOVHUB_PORTAL_TOKEN"); v != "" {
+		c.Web.PortalToken = v
+	}
+	for i := range c.SSO.OIDC {
+		o := &c.SSO.OIDC[i]
+		if o.ClientSecretFile != "" {
+			raw, err := os.ReadFile(o.ClientSecretFile)
+			if err != nil {
+				return fmt.Errorf("config: sso.oidc[%s].client_secret_file: %w", o.Name, err)
+			}
+			o.ClientSecret = strings.TrimSpace(string(raw))
+		}
+		if v := os.Getenv(EnvOIDCSecret(o.Name)); v != "" {
+			o.ClientSecret = v
+		}
+	}
 	if c.Database.URLFile != "" {
 		raw, err := os.ReadFile(c.Database.URLFile)
 		if err != nil {
@@ -323,6 +458,19 @@ func (c *Config) applyEnv() error {
 		c.Database.URL = strings.TrimSpace(string(raw))
 	}
 	return nil
+}
+
+// EnvOIDCSecret names the variable holding an OIDC provider's client secret.
+func EnvOIDCSecret(name string) string {
+	return "GOVHUB_OIDC_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name)) + "_SECRET"
+}
+
+// PublicURL is web.public_url, or https://<listen.https> when unset.
+func (c Config) PublicURL() string {
+	if c.Web.PublicURL != "" {
+		return strings.TrimRight(c.Web.PublicURL, "/")
+	}
+	return "https://" + c.Listen.HTTPS
 }
 
 // Validate reports the first setting that cannot work, naming its key.
@@ -381,6 +529,71 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("directory.peers[%s].type: %q is not ldap or affairslink", p.Name, p.Type))
 		}
 		seenPeer[p.Name] = true
+	}
+	if c.Web.PortalToken != "" && len(c.Web.PortalToken) < 32 {
+		errs = append(errs, errors.New("web portal token: must be at least 32 characters"))
+	}
+	if c.Web.SessionIdle < Duration(time.Minute) || c.Web.SessionAbsolute < c.Web.SessionIdle {
+		errs = append(errs, errors.New("web.session_idle/session_absolute: idle must be at least 1m and absolute at least idle"))
+	}
+	for _, o := range c.Web.CORSOrigins {
+		if !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://") || strings.Count(o, "/") != 2 {
+			errs = append(errs, fmt.Errorf("web.cors_origins: %q is not an origin (scheme://host[:port])", o))
+		}
+	}
+	seenSSO := map[string]bool{}
+	checkName := func(kind, name string) {
+		switch {
+		case name == "" || strings.ContainsAny(name, " /:?#%"):
+			errs = append(errs, fmt.Errorf("sso.%s: name %q must be a short word", kind, name))
+		case seenSSO[kind+"/"+name]:
+			errs = append(errs, fmt.Errorf("sso.%s: %q appears twice", kind, name))
+		}
+		seenSSO[kind+"/"+name] = true
+	}
+	checkMapping := func(kind, name string, m Mapping) {
+		switch m.Key {
+		case "", "person_id", "employee_no", "uid", "mail", "affairslink_id":
+		default:
+			errs = append(errs, fmt.Errorf("sso.%s[%s].mapping.key: %q is not person_id, employee_no, uid, mail or affairslink_id", kind, name, m.Key))
+		}
+	}
+	for _, p := range c.SSO.SAML {
+		checkName("saml", p.Name)
+		checkMapping("saml", p.Name, p.Mapping)
+		if (p.IDPMetadataFile == "") == (p.IDPMetadataURL == "") {
+			errs = append(errs, fmt.Errorf("sso.saml[%s]: exactly one of idp_metadata_file and idp_metadata_url", p.Name))
+		}
+		if (p.KeyFile == "") != (p.CertFile == "") {
+			errs = append(errs, fmt.Errorf("sso.saml[%s]: key_file and cert_file go together", p.Name))
+		}
+	}
+	for _, p := range c.SSO.OIDC {
+		checkName("oidc", p.Name)
+		checkMapping("oidc", p.Name, p.Mapping)
+		if p.Issuer == "" || p.ClientID == "" {
+			errs = append(errs, fmt.Errorf("sso.oidc[%s]: issuer and client_id are required", p.Name))
+		}
+	}
+	for _, p := range c.SSO.AffairsLink {
+		checkName("affairslink", p.Name)
+		checkMapping("affairslink", p.Name, p.Mapping)
+		ok := false
+		for _, peer := range c.Directory.Peers {
+			ok = ok || peer.Name == p.Peer && peer.Type == "affairslink"
+		}
+		if !ok {
+			errs = append(errs, fmt.Errorf("sso.affairslink[%s].peer: %q is not an affairslink directory peer", p.Name, p.Peer))
+		}
+	}
+	if b := c.Auth.LDAPBindPeer; b != "" {
+		ok := false
+		for _, peer := range c.Directory.Peers {
+			ok = ok || peer.Name == b && peer.Type == "ldap"
+		}
+		if !ok {
+			errs = append(errs, fmt.Errorf("auth.ldap_bind_peer: %q is not an ldap directory peer", b))
+		}
 	}
 	switch c.Directory.MatchKey {
 	case "", "employee_no", "mail":
