@@ -65,7 +65,7 @@ func (m *Manager) Handler(opts HandlerOptions) http.Handler {
 		relay := r.PostFormValue("relay")
 		// A login form is a state-changing request without a session:
 		// refuse it when the browser says it comes from another site.
-		if o := r.Header.Get("Origin"); (o != "" && o != "null" && m.origin != "" && o != m.origin) || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		if !m.SameOrigin(r) {
 			http.Error(w, "cross-site sign-in refused", http.StatusForbidden)
 			return
 		}

@@ -448,11 +448,8 @@ func (m *Manager) Session(r *http.Request) (Session, error) {
 // when the browser says where it comes from (Origin, or Sec-Fetch-Site),
 // that is this site.
 func (m *Manager) CheckCSRF(r *http.Request, s Session) error {
-	if o := r.Header.Get("Origin"); o != "" && o != "null" && m.origin != "" && o != m.origin {
-		return fmt.Errorf("%w: request from origin %q", ErrCSRF, o)
-	}
-	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs == "cross-site" {
-		return fmt.Errorf("%w: cross-site request", ErrCSRF)
+	if !m.SameOrigin(r) {
+		return fmt.Errorf("%w: cross-origin request from %q", ErrCSRF, r.Header.Get("Origin"))
 	}
 	got := r.Header.Get("X-CSRF-Token")
 	if got == "" {
@@ -462,6 +459,24 @@ func (m *Manager) CheckCSRF(r *http.Request, s Session) error {
 		return ErrCSRF
 	}
 	return nil
+}
+
+// SameOrigin reports whether the browser, where it says (Origin,
+// Sec-Fetch-Site), sent r from this site: the configured public origin,
+// or without one the origin of the host r was sent to.
+func (m *Manager) SameOrigin(r *http.Request) bool {
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		return false
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true // not a browser, or one that omits it on same-origin GET-like posts
+	}
+	if m.origin != "" {
+		return o == m.origin
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
 
 // SafeMethod reports whether a method changes nothing (CSRF not needed).

@@ -220,7 +220,7 @@ func TestFsckExitCodes(t *testing.T) {
 func startServe(t *testing.T, data string, extra ...string) (*exec.Cmd, map[string]string, *bytes.Buffer) {
 	t.Helper()
 	args := []string{"--data", data, "serve"}
-	for _, n := range []string{"smtp", "submission", "submissions", "imap", "imaps", "http"} {
+	for _, n := range []string{"smtp", "submission", "submissions", "imap", "imaps", "http", "https"} {
 		args = append(args, "--"+n, "127.0.0.1:0")
 	}
 	cmd := exec.Command(bin, append(args, extra...)...)

@@ -19,6 +19,7 @@ import (
 	"github.com/govhub/govhub/mailcore/queue"
 	"github.com/govhub/govhub/mailcore/search"
 	"github.com/govhub/govhub/mailcore/smtpserver"
+	"github.com/govhub/govhub/sso"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -44,6 +45,7 @@ type services struct {
 	auth  *auth.Authenticator
 	queue *queue.Queue
 	index *search.Index
+	sso   *sso.Manager
 }
 
 func newServices(a *app, reg *prometheus.Registry) (*services, error) {
@@ -54,7 +56,20 @@ func newServices(a *app, reg *prometheus.Registry) (*services, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	sv.auth = auth.New(a.store, auth.Options{Logger: a.log.With("component", "auth")})
+	sv.sso = newSSO(a)
+	authOpts := auth.Options{Logger: a.log.With("component", "auth"), AppPasswords: sv.sso}
+	if name := a.cfg.Auth.LDAPBindPeer; name != "" {
+		p, err := openPeer(a.cfg, name, a.log)
+		if err != nil {
+			return nil, fmt.Errorf("auth.ldap_bind_peer: %w", err)
+		}
+		bv, ok := p.(auth.BindVerifier)
+		if !ok {
+			return nil, fmt.Errorf("auth.ldap_bind_peer: peer %s cannot verify passwords", name)
+		}
+		authOpts.Bind = bv
+	}
+	sv.auth = auth.New(a.store, authOpts)
 	sv.queue, err = openQueue(a, reg)
 	if err != nil {
 		return nil, err

@@ -78,14 +78,32 @@ modules can be spread over hosts sharing one PostgreSQL database.`,
 				if err := mountCallbacks(ctx, a, mux); err != nil {
 					return err
 				}
-				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-				ls = append(ls, &listener{name: "http", addr: a.cfg.Listen.HTTP, serve: srv.Serve})
-				jobs = append(jobs, func(ctx context.Context) error {
-					<-ctx.Done()
-					sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					defer cancel()
-					return srv.Shutdown(sctx)
-				})
+				webJobs, err := webHandler(ctx, a, sv, mux)
+				if err != nil {
+					return err
+				}
+				jobs = append(jobs, webJobs...)
+				// One handler on both: plain HTTP for health checks, metrics
+				// and a TLS-terminating proxy; HTTPS for browsers.
+				for _, l := range []struct {
+					name, addr string
+					tls        bool
+				}{{"http", a.cfg.Listen.HTTP, false}, {"https", a.cfg.Listen.HTTPS, true}} {
+					srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+					serve := srv.Serve
+					if l.tls {
+						srv.TLSConfig = sv.tls.Clone()
+						srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+						serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+					}
+					ls = append(ls, &listener{name: l.name, addr: l.addr, serve: serve})
+					jobs = append(jobs, func(ctx context.Context) error {
+						<-ctx.Done()
+						sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+						defer cancel()
+						return srv.Shutdown(sctx)
+					})
+				}
 			}
 			if want["maintenance"] {
 				jobs = append(jobs, func(ctx context.Context) error { return runMaintenance(ctx, a) })
@@ -109,7 +127,7 @@ modules can be spread over hosts sharing one PostgreSQL database.`,
 				open = append(open, l)
 			}
 			for _, l := range open {
-				scheme := map[string]string{"http": "http", "imaps": "imaps", "imap": "imap", "submissions": "smtps"}[l.name]
+				scheme := map[string]string{"http": "http", "https": "https", "imaps": "imaps", "imap": "imap", "submissions": "smtps"}[l.name]
 				if scheme == "" {
 					scheme = "smtp"
 				}
@@ -150,7 +168,7 @@ modules can be spread over hosts sharing one PostgreSQL database.`,
 		},
 	}
 	cmd.Flags().StringVar(&modules, "modules", strings.Join(knownModules, ","), "comma-separated modules to run: "+strings.Join(knownModules, ", "))
-	for _, name := range []string{"smtp", "submission", "submissions", "imap", "imaps", "http"} {
+	for _, name := range []string{"smtp", "submission", "submissions", "imap", "imaps", "http", "https"} {
 		addrs[name] = cmd.Flags().String(name, "", name+" listen address (default from the config; see docs/config.md)")
 	}
 	return cmd
@@ -160,7 +178,7 @@ modules can be spread over hosts sharing one PostgreSQL database.`,
 func (a *app) listenAddr(name string) *string {
 	l := &a.cfg.Listen
 	return map[string]*string{"smtp": &l.SMTP, "submission": &l.Submission, "submissions": &l.Submissions,
-		"imap": &l.IMAP, "imaps": &l.IMAPS, "http": &l.HTTP}[name]
+		"imap": &l.IMAP, "imaps": &l.IMAPS, "http": &l.HTTP, "https": &l.HTTPS}[name]
 }
 
 func contains(xs []string, x string) bool {
@@ -179,7 +197,6 @@ func httpMux(a *app, reg *prometheus.Registry) *http.ServeMux {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	if tok := a.cfg.API.Token; tok != "" {
 		dir := directory.NewStore(a.db, nil)
-		mux.Handle("/api/v1/addressbook/", bearer(tok, http.StripPrefix("/api/v1/addressbook", directory.AddressBookHandler(dir))))
 		mux.Handle("/api/admin/sync/", bearer(tok, http.StripPrefix("/api/admin/sync", directory.AdminHandler(dir))))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
