@@ -85,16 +85,25 @@ type CallbackConfig struct {
 	// OnEvent receives each verified event of a known type. An error
 	// answers 500 so the affairs link delivers the event again.
 	OnEvent func(ctx context.Context, ev Event) error
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Nonces, when set, remembers nonces for every node of the deployment
+	// (cmd/govhub backs it with the database), so a callback replayed to
+	// another node is refused too. Unset: the bounded per-process memory.
+	Nonces NonceStore
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// NonceStore remembers callback nonces across nodes.
+type NonceStore interface {
+	// Remember records nonce until until; fresh is false when it was
+	// already recorded. An error means it could not tell (the callback is
+	// then answered 503 so the affairs link sends it again).
+	Remember(ctx context.Context, nonce string, until time.Time) (fresh bool, err error)
 }
 
 // CallbackHandler verifies and dispatches the affairs link's change-event
-// callbacks. The nonce memory is per process: with several govhub nodes
-// behind a load balancer a callback replayed to another node within the
-// window would pass it (the signature and the window still hold, and the
-// event only triggers an idempotent targeted sync); docs/affairslink.md
-// says so and that the set should move to the database.
+// callbacks. Nonces are remembered by CallbackConfig.Nonces when set
+// (shared by every node), else in a bounded per-process memory.
 type CallbackHandler struct {
 	cfg CallbackConfig
 	log *slog.Logger
@@ -132,8 +141,9 @@ func NewCallbackHandler(cfg CallbackConfig) (*CallbackHandler, error) {
 }
 
 // CallbackHandler returns a handler keyed by the client's app secret.
-func (c *Client) CallbackHandler(onEvent func(ctx context.Context, ev Event) error) (*CallbackHandler, error) {
-	return NewCallbackHandler(CallbackConfig{Secret: c.cfg.AppSecret, OnEvent: onEvent, Now: c.cfg.Now, Logger: c.cfg.Logger})
+// nonces may be nil (per-process memory).
+func (c *Client) CallbackHandler(onEvent func(ctx context.Context, ev Event) error, nonces NonceStore) (*CallbackHandler, error) {
+	return NewCallbackHandler(CallbackConfig{Secret: c.cfg.AppSecret, OnEvent: onEvent, Nonces: nonces, Now: c.cfg.Now, Logger: c.cfg.Logger})
 }
 
 var nonceRE = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
@@ -188,7 +198,20 @@ func (h *CallbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusUnauthorized, "unauthorized")
 		return
 	}
-	switch h.remember(nonce, sent.Add(h.cfg.Window), now) {
+	result := nonceNew
+	if h.cfg.Nonces != nil {
+		fresh, err := h.cfg.Nonces.Remember(r.Context(), nonce, sent.Add(h.cfg.Window))
+		switch {
+		case err != nil:
+			log.Error("callback refused", "reason", "nonce store unavailable", "err", err)
+			result = nonceFull
+		case !fresh:
+			result = nonceReplayed
+		}
+	} else {
+		result = h.remember(nonce, sent.Add(h.cfg.Window), now)
+	}
+	switch result {
 	case nonceReplayed:
 		log.Warn("callback refused", "reason", "nonce replayed")
 		reply(w, http.StatusConflict, "replayed")

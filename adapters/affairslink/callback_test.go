@@ -204,7 +204,7 @@ func TestCallbackNonceMemoryBounded(t *testing.T) {
 
 func TestCallbackHandlerErrorAsksForRedelivery(t *testing.T) {
 	e := newEnv(t, 1, 1, nil)
-	h, err := e.client.CallbackHandler(func(context.Context, affairslink.Event) error { return errors.New("db down") })
+	h, err := e.client.CallbackHandler(func(context.Context, affairslink.Event) error { return errors.New("db down") }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,5 +226,62 @@ func TestSignatureMatchesContract(t *testing.T) {
 	}
 	if !strings.Contains(string(doc), got) {
 		t.Errorf("docs/affairslink.md does not show the signature %s of its example", got)
+	}
+}
+
+// sharedNonces stands in for the database-backed store every node shares.
+type sharedNonces struct {
+	mu   sync.Mutex
+	seen map[string]bool
+	err  error
+}
+
+func (s *sharedNonces) Remember(_ context.Context, nonce string, _ time.Time) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return false, s.err
+	}
+	if s.seen[nonce] {
+		return false, nil
+	}
+	s.seen[nonce] = true
+	return true, nil
+}
+
+// TestCallbackNoncesShared: with a shared nonce store, a callback replayed
+// to a second node is refused; a store that cannot answer gets 503 so the
+// affairs link sends the event again.
+func TestCallbackNoncesShared(t *testing.T) {
+	e := &callbackEnv{env: newEnv(t, 2, 5, nil)}
+	store := &sharedNonces{seen: map[string]bool{}}
+	var urls []string
+	for range 2 {
+		h, err := e.client.CallbackHandler(func(context.Context, affairslink.Event) error { return nil }, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		urls = append(urls, srv.URL)
+	}
+	ev := simulator.Event{Type: "user.upsert", ID: "u00002"}
+	nonce := simulator.NewNonce()
+	send := func(url string, o simulator.CallbackOptions) int {
+		code, err := e.sim.SendCallback(context.Background(), url, ev, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code
+	}
+	if code := send(urls[0], simulator.CallbackOptions{Nonce: nonce}); code != 200 {
+		t.Fatalf("first node: %d", code)
+	}
+	if code := send(urls[1], simulator.CallbackOptions{Nonce: nonce}); code != http.StatusConflict {
+		t.Fatalf("replay to the second node: %d, want 409", code)
+	}
+	store.err = errors.New("database down")
+	if code := send(urls[1], simulator.CallbackOptions{}); code != http.StatusServiceUnavailable {
+		t.Fatalf("store down: %d, want 503", code)
 	}
 }

@@ -4,17 +4,34 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/govhub/govhub/adapters/affairslink"
 	"github.com/govhub/govhub/directory"
+	"github.com/govhub/govhub/sso"
 )
+
+// dbNonces keeps callback nonces in the database's used-once table, so a
+// callback replayed to any node of the deployment is refused.
+type dbNonces struct {
+	m    *sso.Manager
+	kind string
+}
+
+func (d dbNonces) Remember(ctx context.Context, nonce string, until time.Time) (bool, error) {
+	err := d.m.UseOnce(ctx, d.kind, nonce, until)
+	if errors.Is(err, sso.ErrReplay) {
+		return false, nil
+	}
+	return err == nil, err
+}
 
 // mountCallbacks serves POST /callbacks/<peer> for every affairs-link peer:
 // a verified change event (signature, timestamp window and nonce checked by
 // the adapter) asks for a delta run of that peer. Runs are coalesced: a
 // burst of events while a run is going produces one more run, not one per
 // event, and the engine's lease keeps it to one node at a time.
-func mountCallbacks(ctx context.Context, a *app, mux *http.ServeMux) error {
+func mountCallbacks(ctx context.Context, a *app, mux *http.ServeMux, nonceStore *sso.Manager) error {
 	for _, pc := range a.cfg.Directory.Peers {
 		if pc.Type != "affairslink" {
 			continue
@@ -51,7 +68,7 @@ func mountCallbacks(ctx context.Context, a *app, mux *http.ServeMux) error {
 			default: // a run is already due
 			}
 			return nil
-		})
+		}, dbNonces{m: nonceStore, kind: "affairslink-callback:" + pc.Name})
 		if err != nil {
 			return err
 		}

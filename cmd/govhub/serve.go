@@ -75,7 +75,7 @@ modules can be spread over hosts sharing one PostgreSQL database.`,
 			}
 			if want["http"] {
 				mux := httpMux(a, reg)
-				if err := mountCallbacks(ctx, a, mux); err != nil {
+				if err := mountCallbacks(ctx, a, mux, sv.sso); err != nil {
 					return err
 				}
 				webJobs, err := webHandler(ctx, a, sv, mux)
