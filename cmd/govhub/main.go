@@ -67,6 +67,7 @@ func newRoot() *cobra.Command {
 		compactCmd(g),
 		queueCmd(g),
 		syncCmd(g),
+		ssoCmd(g),
 		benchCmd(g),
 		versionCmd(),
 	)

@@ -6,16 +6,20 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/govhub/govhub/adapters/affairslink"
 	"github.com/govhub/govhub/directory"
+	"github.com/govhub/govhub/internal/config"
 	"github.com/govhub/govhub/mailcore"
 	"github.com/govhub/govhub/mailcore/auth"
 	"github.com/govhub/govhub/sso"
 	ssoaffairs "github.com/govhub/govhub/sso/affairslink"
+	"github.com/govhub/govhub/sso/oidc"
+	"github.com/govhub/govhub/sso/saml"
 )
 
 // people implements sso.People over the directory and the mail store: an
@@ -175,6 +179,7 @@ func newSSO(a *app) *sso.Manager {
 		IdleTimeout:     a.cfg.Web.SessionIdle.D(),
 		AbsoluteTimeout: a.cfg.Web.SessionAbsolute.D(),
 		PublicURL:       a.cfg.Web.PublicURL, // empty: the CSRF check compares Origin with the request's host
+		Landing:         "/me",
 		Mappings:        maps,
 		Logger:          a.log.With("component", "sso"),
 	})
@@ -283,12 +288,42 @@ func landing(a *app, m *sso.Manager) http.Handler {
 	})
 }
 
-// protocolProviders builds the SAML and OIDC providers.
+// protocolProviders builds the SAML and OIDC providers. A SAML provider
+// re-reads its IdP's metadata on a schedule (a job); an OIDC provider
+// does discovery now, so a wrong issuer fails the start with its reason.
 func protocolProviders(ctx context.Context, a *app, m *sso.Manager) ([]sso.Provider, []func(context.Context) error, error) {
-	if len(a.cfg.SSO.SAML)+len(a.cfg.SSO.OIDC) > 0 {
-		return nil, nil, errors.New("sso: SAML and OIDC providers are not wired in this build yet")
+	var out []sso.Provider
+	var jobs []func(context.Context) error
+	for _, pc := range a.cfg.SSO.SAML {
+		sp, err := saml.New(ctx, m, samlConfig(a, pc))
+		if err != nil {
+			return nil, nil, fmt.Errorf("sso.saml[%s]: %w", pc.Name, err)
+		}
+		out = append(out, sp)
+		jobs = append(jobs, sp.Run)
 	}
-	return nil, nil, nil
+	for _, pc := range a.cfg.SSO.OIDC {
+		rp, err := oidc.New(ctx, m, oidcConfig(a, pc))
+		if err != nil {
+			return nil, nil, fmt.Errorf("sso.oidc[%s]: %w", pc.Name, err)
+		}
+		out = append(out, rp)
+	}
+	return out, jobs, nil
+}
+
+func samlConfig(a *app, pc config.SAMLProvider) saml.Config {
+	return saml.Config{Name: pc.Name, Label: pc.Label, PublicURL: a.cfg.PublicURL(), EntityID: pc.EntityID,
+		IDPMetadataFile: pc.IDPMetadataFile, IDPMetadataURL: pc.IDPMetadataURL,
+		MetadataRefresh: pc.MetadataRefresh.D(), IDPInitiated: pc.IDPInitiated, ClockSkew: pc.ClockSkew.D(),
+		KeyFile: pc.KeyFile, CertFile: pc.CertFile, KeyDir: filepath.Join(a.cfg.DataDir, "sso"),
+		Logger: a.log.With("component", "sso", "provider", pc.Name)}
+}
+
+func oidcConfig(a *app, pc config.OIDCProvider) oidc.Config {
+	return oidc.Config{Name: pc.Name, Label: pc.Label, Issuer: pc.Issuer, ClientID: pc.ClientID,
+		ClientSecret: pc.ClientSecret, Scopes: pc.Scopes, PublicURL: a.cfg.PublicURL(),
+		ClaimsFromUserInfo: pc.ClaimsFromUserInfo, Logger: a.log.With("component", "sso", "provider", pc.Name)}
 }
 
 // sessionOrBearer serves a read-only API to a signed-in browser or to a
