@@ -197,7 +197,7 @@ func (m *Manager) TakeLogin(w http.ResponseWriter, r *http.Request, provider str
 		return nil
 	})
 	if err != nil {
-		return Pending{}, fmt.Errorf("sso: pending sign-in: %w", err)
+		return Pending{}, fmt.Errorf("%w: pending sign-in: %w", ErrTemporary, err)
 	}
 	if !found || m.cfg.Now().Unix() > row.ExpiresAt {
 		return Pending{}, ErrNoPending
@@ -223,17 +223,26 @@ func (m *Manager) UseOnce(ctx context.Context, kind, id string, until time.Time)
 	// reused once it could no longer be valid (ids are random; this only
 	// keeps the table bounded).
 	if _, err := m.db.X.ExecContext(ctx, m.db.Rebind(`DELETE FROM sso_used WHERE kind = ? AND id = ? AND until_at < ?`), kind, id, now.Unix()); err != nil {
-		return fmt.Errorf("sso: used-once cache: %w", err)
+		return fmt.Errorf("%w: used-once cache: %w", ErrTemporary, err)
 	}
 	res, err := m.db.X.ExecContext(ctx, m.db.Rebind(`INSERT INTO sso_used (kind, id, until_at) VALUES (?, ?, ?) ON CONFLICT (kind, id) DO NOTHING`),
 		kind, id, until.Unix()+1)
 	if err != nil {
-		return fmt.Errorf("sso: used-once cache: %w", err)
+		return fmt.Errorf("%w: used-once cache: %w", ErrTemporary, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrReplay
 	}
 	return nil
+}
+
+// Forget undoes a UseOnce whose use could not be completed (the work it
+// guarded failed), so a retry of the same id is not taken for a replay.
+// Errors are logged: at worst the retry is refused.
+func (m *Manager) Forget(ctx context.Context, kind, id string) {
+	if _, err := m.db.X.ExecContext(ctx, m.db.Rebind(`DELETE FROM sso_used WHERE kind = ? AND id = ?`), kind, id); err != nil {
+		m.log.Error("forgetting a used-once id failed", "kind", kind, "err", err)
+	}
 }
 
 // SafeRelay returns s when it is a path on this site ("/mail/INBOX?x=1")
@@ -289,7 +298,10 @@ func (m *Manager) Resolve(ctx context.Context, id Identity) (Person, error) {
 		}
 	}
 	if err != nil {
-		return Person{}, err
+		if errors.Is(err, ErrUnknownPerson) {
+			return Person{}, err
+		}
+		return Person{}, fmt.Errorf("%w: finding the person: %w", ErrTemporary, err)
 	}
 	switch p.Status {
 	case "disabled":
@@ -347,6 +359,8 @@ func (m *Manager) Fail(w http.ResponseWriter, r *http.Request, id Identity, err 
 	m.audit(r.Context(), r, "signin_failed", 0, who, id.Method, id.Provider, truncate(err.Error(), 500))
 	m.log.Warn("sign-in refused", "method", id.Method, "provider", id.Provider, "reason", err)
 	switch {
+	case errors.Is(err, ErrTemporary):
+		m.page(w, r, http.StatusServiceUnavailable, "error_internal")
 	case errors.Is(err, ErrUnknownPerson):
 		m.page(w, r, http.StatusForbidden, "error_unknown")
 	case errors.Is(err, ErrDisabled):

@@ -559,6 +559,8 @@ func (rp *RP) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := rp.m.EndSessions(ctx, r, rp.cfg.Name, lt.Subject, lt.SessionID)
 	if err != nil {
+		// Not done: let the OP's retry of the same token through.
+		rp.m.Forget(ctx, "oidc-logout", rp.cfg.Name+" "+lt.TokenID)
 		rp.logoutError(w, http.StatusInternalServerError, "server_error", "temporarily unavailable", err)
 		return
 	}
