@@ -9,6 +9,9 @@ import (
 	"strings"
 )
 
+// ErrAmbiguous: more than one person matches where one was asked for.
+var ErrAmbiguous = errors.New("directory: more than one person matches")
+
 // PersonBy finds the one person whose field equals value, for sign-in
 // (sso's identity mapping). Fields: "person_id" (govhub's id), "employee_no",
 // "mail" (case-insensitive), or "anchor" (the immutable id the person has
@@ -57,7 +60,7 @@ func (s *Store) PersonBy(ctx context.Context, field, value string, peers []strin
 		return nil, ErrNotFound
 	case 1:
 	default:
-		return nil, fmt.Errorf("directory: %d people have this %s", len(ids), field)
+		return nil, fmt.Errorf("%w: %d people have this %s", ErrAmbiguous, len(ids), field)
 	}
 	p, err := s.Person(ctx, ids[0])
 	if errors.Is(err, sql.ErrNoRows) {

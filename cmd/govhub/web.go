@@ -85,6 +85,10 @@ func (p *people) Find(ctx context.Context, key, value string) (sso.Person, error
 	if errors.Is(err, directory.ErrNotFound) {
 		return sso.Person{}, sso.ErrUnknownPerson
 	}
+	if errors.Is(err, directory.ErrAmbiguous) {
+		// Signing in as the wrong one of two people is worse than not at all.
+		return sso.Person{}, fmt.Errorf("%w: %v", sso.ErrUnknownPerson, err)
+	}
 	if err != nil {
 		return sso.Person{}, err
 	}
