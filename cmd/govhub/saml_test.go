@@ -60,7 +60,7 @@ type samlSetup struct {
 
 // newSAMLSetup writes a config with one SAML IdP ("portal"), mapping the
 // NameID (the IdP user's email) to mail.
-func newSAMLSetup(t *testing.T, dir, dbURL string, idpInitiated bool) *samlSetup {
+func newSAMLSetup(t *testing.T, dir, dbURL string, idpInitiated bool, extra ...string) *samlSetup {
 	idp := testidp.Start(t)
 	s := &samlSetup{idp: idp, https: freePort(t)}
 	s.public = "https://" + s.https
@@ -80,7 +80,7 @@ sso:
       idp_initiated: %v
       key_file: %s
       cert_file: %s
-`, s.public, idp.MetadataFile(t, dir), idpInitiated, key, cert)), 0o600)
+%s`, s.public, idp.MetadataFile(t, dir), idpInitiated, key, cert, strings.Join(extra, ""))), 0o600)
 	return s
 }
 
@@ -195,5 +195,34 @@ func TestSAMLReplayAcrossProcesses(t *testing.T) {
 	out, _, _ := run(t, "", "--config", s.cfgPath, "--data", filepath.Join(dir, "b"), "sso", "audit", "--json")
 	if !strings.Contains(out, "already used") {
 		t.Fatalf("the refusal on node B is not the replay cache's:\n%s", out)
+	}
+}
+
+// TestSAMLJustInTime: with jit on, a verified identity whose mail is in a
+// domain govhub serves gets an SSO-only mailbox at first sign-in; one in
+// another domain gets the "unknown person" page and no account.
+func TestSAMLJustInTime(t *testing.T) {
+	dir := t.TempDir()
+	s := newSAMLSetup(t, dir, "", false, "      mapping: {from: subject, key: mail, jit: true}\n")
+	data := filepath.Join(dir, "data")
+	if _, errs, code := run(t, "", "--config", s.cfgPath, "--data", data, "user", "add", "it@gov.example"); code != 0 {
+		t.Fatalf("user add: %s", errs)
+	}
+	startServe(t, data, "--config", s.cfgPath, "--modules", "http", "--https", s.https)
+	c := browser(t)
+	s.idp.RegisterSP(t, c, s.public+"/sso/saml/portal/metadata")
+	s.idp.AddUser(t, "newbie", "pw-1", "newbie@gov.example")
+	s.idp.AddUser(t, "outsider", "pw-2", "someone@elsewhere.example")
+	resp, body := s.idp.SignIn(t, c, s.public+"/sso/saml/portal/login?relay=/me", "newbie", "pw-1")
+	if resp.StatusCode != 200 || !strings.Contains(body, "newbie@gov.example") {
+		t.Fatalf("jit sign-in: %s %s", resp.Status, body)
+	}
+	resp, body = s.idp.SignIn(t, browser(t), s.public+"/sso/saml/portal/login", "outsider", "pw-2")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, `data-reason="error_unknown"`) {
+		t.Fatalf("foreign domain: %s %.300s", resp.Status, body)
+	}
+	out, _, _ := run(t, "", "--config", s.cfgPath, "--data", data, "user", "list")
+	if !strings.Contains(out, "newbie@gov.example") || strings.Contains(out, "elsewhere.example") {
+		t.Fatalf("accounts after jit:\n%s", out)
 	}
 }

@@ -151,6 +151,45 @@ func (p *people) ByAccount(ctx context.Context, accountID int64) (sso.Person, er
 	return sso.Person{AccountID: acct.ID, Address: acct.Address, DisplayName: acct.DisplayName, Status: acct.Status}, nil
 }
 
+var _ sso.PersonCreator = (*people)(nil)
+
+// CreateFromIdentity is just-in-time creation (a provider's mapping with
+// jit: true): an SSO-only mailbox for the identity's mail address
+// (attribute mail or email, or a subject that is an address), only in a
+// domain govhub already serves, so an IdP cannot make govhub take on new
+// domains. The directory learns about the person at its next sync.
+func (p *people) CreateFromIdentity(ctx context.Context, id sso.Identity) (sso.Person, error) {
+	var addr string
+	for _, v := range []string{id.Attr("mail"), id.Attr("email"), id.Subject} {
+		if a, err := mailcore.NormalizeAddress(v); err == nil {
+			addr = a
+			break
+		}
+	}
+	if addr == "" {
+		return sso.Person{}, fmt.Errorf("%w: the identity carries no mail address to create a mailbox for", sso.ErrUnknownPerson)
+	}
+	local, err := p.store.IsLocalDomain(ctx, addr[strings.LastIndexByte(addr, '@')+1:])
+	if err != nil {
+		return sso.Person{}, err
+	}
+	if !local {
+		return sso.Person{}, fmt.Errorf("%w: %s is not in a domain govhub serves", sso.ErrUnknownPerson, addr)
+	}
+	name := id.Attr("displayName")
+	if name == "" {
+		name = id.Attr("name")
+	}
+	acct, err := p.store.CreateAccount(ctx, mailcore.NewAccount{Address: addr, DisplayName: name})
+	if errors.Is(err, mailcore.ErrExists) {
+		return p.accountOnly(ctx, addr)
+	}
+	if err != nil {
+		return sso.Person{}, err
+	}
+	return sso.Person{AccountID: acct.ID, Address: acct.Address, DisplayName: acct.DisplayName, Status: acct.Status}, nil
+}
+
 // passwordLogin lets the sign-in page's password form use the same
 // authenticator as IMAP and SMTP (delays, lockouts, app passwords).
 type passwordLogin struct{ auth *auth.Authenticator }
