@@ -41,6 +41,9 @@ func (m *Manager) Handler(opts HandlerOptions) http.Handler {
 		mux.Handle(prefix+"/", http.StripPrefix(prefix, p.Handler()))
 	}
 	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
+		if l := r.URL.Query().Get("lang"); l == "en" || l == "zh-CN" {
+			http.SetCookie(w, &http.Cookie{Name: "lang", Value: l, Path: "/", MaxAge: 365 * 24 * 3600, Secure: !m.cfg.Insecure, SameSite: http.SameSiteLaxMode})
+		}
 		relay := SafeRelay(r.URL.Query().Get("relay"))
 		data := loginData{Relay: relay, Password: opts.Password != nil}
 		for _, p := range provs {
@@ -109,7 +112,12 @@ func (m *Manager) Handler(opts HandlerOptions) http.Handler {
 				break
 			}
 			if u != "" {
-				http.Redirect(w, r, u, http.StatusSeeOther)
+				// Not a redirect: the form that posted here lives under a
+				// CSP with form-action 'self', which browsers also apply
+				// to a redirect after the POST, so they would refuse to
+				// follow one to the IdP. A page that moves on by itself
+				// (meta refresh, and a link) is not bound by it.
+				m.render(w, r, http.StatusOK, "leaving", u)
 				return
 			}
 		}
@@ -159,20 +167,17 @@ type loginData struct {
 	Error     string // a catalogue key
 }
 
-// Lang picks the page language: the "lang" cookie, then Accept-Language,
-// then zh-CN (govhub's default).
+// Lang picks the page language: ?lang= (the page's language links), then
+// the "lang" cookie (webmail's setting), then zh-CN, govhub's default.
+// Accept-Language is not consulted: on the shared office machines staff
+// use it is usually whatever the installer left (often en-US), while the
+// organisation works in Chinese.
 func Lang(r *http.Request) string {
+	if l := r.URL.Query().Get("lang"); l == "en" || l == "zh-CN" {
+		return l
+	}
 	if c, err := r.Cookie("lang"); err == nil && (c.Value == "en" || c.Value == "zh-CN") {
 		return c.Value
-	}
-	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
-		tag := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
-		switch {
-		case strings.HasPrefix(tag, "zh"):
-			return "zh-CN"
-		case strings.HasPrefix(tag, "en"):
-			return "en"
-		}
 	}
 	return "zh-CN"
 }
@@ -193,6 +198,8 @@ var catalogue = map[string]map[string]string{
 		"error_failed":   "登录未能完成（身份验证失败或已过期）。请返回政务门户重新登录。",
 		"error_internal": "系统暂时无法完成登录，请稍后再试。",
 		"back":           "返回登录页",
+		"signing_out":    "已退出本系统，正在退出统一身份认证……",
+		"continue":       "继续",
 	},
 	"en": {
 		"title":          "Sign in to govhub mail",
@@ -209,6 +216,8 @@ var catalogue = map[string]map[string]string{
 		"error_failed":   "Sign-in could not be completed (the identity check failed or expired). Go back to the portal and try again.",
 		"error_internal": "Sign-in is temporarily unavailable; please try again later.",
 		"back":           "Back to sign-in",
+		"signing_out":    "Signed out here; now signing out at the identity provider…",
+		"continue":       "Continue",
 	},
 }
 
@@ -232,7 +241,8 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 a.btn,button{display:block;width:100%;box-sizing:border-box;padding:.7rem;margin:.5rem 0;border:1px solid #2458b3;border-radius:4px;background:#2458b3;color:#fff;text-align:center;text-decoration:none;font-size:1rem}
 input{display:block;width:100%;box-sizing:border-box;padding:.6rem;margin:.2rem 0 .8rem;font-size:1rem}
 .err{color:#a40000;background:#fdecea;padding:.7rem;border-radius:4px}.note{color:#333;background:#eef3fb;padding:.7rem;border-radius:4px}</style></head><body>{{end}}
-{{define "login"}}{{template "head" .}}<h1>{{t .Lang "title"}}</h1>
+{{define "login"}}{{template "head" .}}<p class="langs"><a href="/login?lang=zh-CN{{if .Data.Relay}}&amp;relay={{.Data.Relay}}{{end}}" lang="zh-CN">中文</a> | <a href="/login?lang=en{{if .Data.Relay}}&amp;relay={{.Data.Relay}}{{end}}" lang="en">English</a></p>
+<h1>{{t .Lang "title"}}</h1>
 {{if .Data.Error}}<p class="err" role="alert">{{t .Lang .Data.Error}}</p>{{end}}
 {{if .SignedOut}}<p class="note">{{t .Lang "signed_out"}}</p>{{end}}
 {{range .Data.Providers}}<a class="btn" href="{{.Path}}">{{tf $.Lang "signin_with" .Label}}</a>{{end}}
@@ -242,6 +252,9 @@ input{display:block;width:100%;box-sizing:border-box;padding:.6rem;margin:.2rem 
 <label>{{t .Lang "password"}}<input name="password" type="password" autocomplete="current-password" required></label>
 <button type="submit">{{t .Lang "signin"}}</button></form>{{end}}
 </body></html>{{end}}
+{{define "leaving"}}<!doctype html><html lang="{{.Lang}}"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="0;url={{.Data}}"><title>{{t .Lang "title"}}</title></head><body>
+<p>{{t .Lang "signing_out"}} <a id="continue" href="{{.Data}}">{{t .Lang "continue"}}</a></p></body></html>{{end}}
 {{define "error"}}{{template "head" .}}<h1>{{t .Lang "title"}}</h1><p class="err" role="alert" id="reason" data-reason="{{.Data}}">{{t .Lang .Data}}</p>
 <p><a href="/login">{{t .Lang "back"}}</a></p></body></html>{{end}}
 `))

@@ -486,6 +486,14 @@ func (m *Manager) SameOrigin(r *http.Request) bool {
 	if o == "" {
 		return true // not a browser, or one that omits it on same-origin GET-like posts
 	}
+	if o == "null" {
+		// Browsers send "null" for same-origin POSTs from pages with
+		// Referrer-Policy: no-referrer (ours), and for opaque origins
+		// (sandboxed frames). Sec-Fetch-Site tells them apart where the
+		// browser sends it; the CSRF token is checked either way.
+		sfs := r.Header.Get("Sec-Fetch-Site")
+		return sfs == "" || sfs == "same-origin"
+	}
 	if m.origin != "" {
 		return o == m.origin
 	}

@@ -235,6 +235,14 @@ func TestSessions(t *testing.T) {
 			if code := post("/home", url.Values{"csrf_token": {csrf}}, map[string]string{"Origin": "https://evil.example"}); code != http.StatusForbidden {
 				t.Fatalf("POST from a foreign origin: %d", code)
 			}
+			if code := post("/home", url.Values{"csrf_token": {csrf}}, map[string]string{"Origin": "null", "Sec-Fetch-Site": "cross-site"}); code != http.StatusForbidden {
+				t.Fatalf("POST from an opaque cross-site origin: %d", code)
+			}
+			// Our pages send Referrer-Policy: no-referrer, so the browser's
+			// same-origin POSTs carry Origin: null.
+			if code := post("/home", url.Values{"csrf_token": {csrf}}, map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-origin"}); code != 200 {
+				t.Fatalf("same-origin POST with Origin null: %d", code)
+			}
 			if code := post("/home", url.Values{}, map[string]string{"X-CSRF-Token": csrf}); code != 200 {
 				t.Fatalf("POST with CSRF header: %d", code)
 			}

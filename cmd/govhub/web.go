@@ -222,7 +222,7 @@ func newSSO(a *app) *sso.Manager {
 		IdleTimeout:     a.cfg.Web.SessionIdle.D(),
 		AbsoluteTimeout: a.cfg.Web.SessionAbsolute.D(),
 		PublicURL:       a.cfg.Web.PublicURL, // empty: the CSRF check compares Origin with the request's host
-		Landing:         "/me",
+		Landing:         "/",                 // webmail's INBOX
 		Mappings:        maps,
 		Logger:          a.log.With("component", "sso"),
 	})
@@ -270,6 +270,9 @@ func webHandler(ctx context.Context, a *app, sv *services, mux *http.ServeMux) (
 		mux.Handle(p, h)
 	}
 	mux.Handle("GET /me", m.Require(landing(a, m)))
+	if err := mountWebmail(a, sv, m, mux); err != nil {
+		return nil, err
+	}
 	// The address book: signed-in staff (session), or a server with the
 	// API token.
 	book := http.StripPrefix("/api/v1/addressbook", directory.AddressBookHandler(directory.NewStore(a.db, nil)))

@@ -106,7 +106,8 @@ type Mail interface {
 	DeleteFolder(ctx context.Context, u User, folderID int64) error
 	// Compose prefills a reply, reply-all or forward of a message (mode
 	// "reply", "all", "forward"), or a new message to the given person
-	// (the /compose?to=PERSON deep link; mode "new").
+	// (the /compose?to=PERSON deep link; mode "new"). Mode "draft"
+	// reopens a saved draft (folderID, uid) with DraftUID set.
 	Compose(ctx context.Context, u User, mode string, folderID int64, uid uint32, toPerson string) (Draft, error)
 	// Send sends d (and removes its saved draft, if any); it returns the
 	// copy stored in Sent.
@@ -258,6 +259,10 @@ type Draft struct {
 	ForwardUID      uint32
 	// DraftUID is the saved draft this replaces (0: none).
 	DraftUID uint32
+	// ReplyFolderID and ReplyUID name the message this answers (Compose
+	// fills them), so Send marks it \Answered; 0: found by InReplyTo.
+	ReplyFolderID int64
+	ReplyUID      uint32
 	// Alert asks for an SMS/IM alert to the recipients (sender-requested
 	// alert); honoured only for senders allowed to use it, stored with the
 	// message until the notify module exists.
