@@ -63,14 +63,14 @@ func newAppSecret() string {
 func (m *Manager) CreateAppPassword(ctx context.Context, s Session, name string) (string, AppPassword, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > 64 {
-		return "", AppPassword{}, errors.New("sso: an app password needs a name of 1 to 64 characters")
+		return "", AppPassword{}, fmt.Errorf("%w: an app password needs a name of 1 to 64 characters", ErrInvalid)
 	}
 	var live int
 	if err := m.db.X.GetContext(ctx, &live, m.db.Rebind(`SELECT COUNT(*) FROM app_passwords WHERE account_id = ? AND revoked_at = 0`), s.AccountID); err != nil {
 		return "", AppPassword{}, fmt.Errorf("sso: app passwords: %w", err)
 	}
 	if live >= MaxAppPasswords {
-		return "", AppPassword{}, fmt.Errorf("sso: at most %d app passwords; revoke one first", MaxAppPasswords)
+		return "", AppPassword{}, fmt.Errorf("%w: at most %d app passwords; revoke one first", ErrInvalid, MaxAppPasswords)
 	}
 	secret := newAppSecret()
 	h, err := passhash.Hash(secret)

@@ -150,6 +150,9 @@ var (
 	ErrNoPending     = errors.New("sso: no sign-in was started from this browser")
 	ErrReplay        = errors.New("sso: already used")
 	ErrCSRF          = errors.New("sso: missing or wrong CSRF token")
+	// ErrInvalid: a request the user can fix (an app password without a
+	// name, one too many).
+	ErrInvalid = errors.New("sso: invalid request")
 	// ErrTemporary marks failures of govhub itself (the database did not
 	// answer): the user gets "try again later", not "sign-in failed".
 	ErrTemporary = errors.New("sso: temporarily unavailable")

@@ -41,6 +41,9 @@ func sessionOf(u webmail.User) sso.Session {
 
 func (w webAppPasswords) CreateAppPassword(ctx context.Context, u webmail.User, name string) (string, webmail.AppPassword, error) {
 	secret, ap, err := w.m.CreateAppPassword(ctx, sessionOf(u), name)
+	if errors.Is(err, sso.ErrInvalid) {
+		return "", webmail.AppPassword{}, fmt.Errorf("%w: %v", webmail.ErrInvalid, err)
+	}
 	if err != nil {
 		return "", webmail.AppPassword{}, err
 	}
