@@ -32,7 +32,9 @@
 // our own script and style (no inline script exists), nosniff,
 // Referrer-Policy no-referrer, X-Frame-Options DENY and Cache-Control
 // no-store for pages. A message's HTML, though sanitised by the service,
-// is shown only in <iframe sandbox=""> from the body route, whose CSP
+// is shown only in <iframe sandbox="allow-popups allow-popups-to-escape-sandbox">
+// (links open in a new tab; no script, no same origin, no forms) from
+// the body route, whose CSP
 // (default-src 'none', images inline or same-origin unless the reader
 // asked for remote ones) forbids any script: a sanitiser miss still runs
 // nothing and loads no tracker. Attachments are served with
