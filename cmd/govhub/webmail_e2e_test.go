@@ -246,6 +246,13 @@ print("ok")
 		t.Fatalf("bob over IMAP: %v\n%s\n%s", err, out, stderr)
 	}
 
+	// How long the first page takes to be usable, as the browser measures
+	// it (Navigation Timing; logged for docs/performance.md, not asserted:
+	// timing belongs in benchmarks on these shared machines).
+	step(t, ctx, "timed INBOX load", chromedp.Navigate(s.public+"/mail/INBOX"), chromedp.WaitVisible(chromedp.CSS(`#list-form`)))
+	timing := value(t, ctx, "navigation timing", chromedp.Evaluate[[]float64](`(() => { const n = performance.getEntriesByType('navigation')[0]; return [n.responseStart - n.requestStart, n.domContentLoadedEventEnd - n.startTime, n.loadEventEnd - n.startTime]; })()`))
+	t.Logf("INBOX page: server answered in %.1f ms, DOMContentLoaded at %.1f ms, load at %.1f ms", timing[0], timing[1], timing[2])
+
 	// Search a Chinese word that is only in the body.
 	step(t, ctx, "search",
 		chromedp.Navigate(s.public+"/"), chromedp.WaitVisible(chromedp.CSS(`#q`)),
