@@ -200,6 +200,11 @@ func (e *Engine) Store() *Store { return e.store }
 // ours after the last run that saw the object.
 type snapshot struct {
 	Peer, Ours fieldVals
+	// Version is the engine's tag (configTag) and the peer's Entry.Version
+	// the snapshot was taken at, "" when unknown or not to be trusted (a
+	// write-back is pending): a SkippingPeer may skip reading the person
+	// only while the peer still reports that version.
+	Version string
 }
 
 // fieldVals holds one value per FieldNames entry, in that order (cheaper
@@ -257,11 +262,34 @@ type run struct {
 	dirtyMembers map[int64]bool
 	newAnchors   map[anchorKey]int64
 	delAnchors   map[anchorKey]bool
-	dirtySnaps   map[anchorKey]*snapshot
+	dirtySnaps   map[anchorKey]string // encoded snapshots to store
 	writebacks   []writeback
 	provision    map[int64]bool
 	seen         map[anchorKey]bool
 	removals     int
+
+	// phases are the wall times of the run's steps, for the log.
+	phases []any
+	mark   time.Time
+	tag    string // configTag, computed once
+	// preAnchors are this peer's anchors as knownVersions read them, for
+	// the load that follows (one query, not two); nil once used.
+	preAnchors []anchorRow
+}
+
+// anchorRow is one row of dir_anchors for this peer.
+type anchorRow struct {
+	kind   EntryKind
+	id     int64
+	anchor string
+	lv     string
+}
+
+// phase records the time since the previous phase under name.
+func (r *run) phase(name string) {
+	now := time.Now()
+	r.phases = append(r.phases, name, now.Sub(r.mark).Round(time.Millisecond).String())
+	r.mark = now
 }
 
 type writeback struct {
@@ -346,16 +374,18 @@ func (e *Engine) Run(ctx context.Context, peer Peer, opts RunOptions) (*Report, 
 	}
 	log := e.log.With("run", r.rep.RunID, "peer", name)
 	log.Info("sync run started", "kind", r.rep.Kind, "dry_run", opts.DryRun)
+	r.mark = time.Now()
 	err = r.do(ctx, full, cursor)
 	r.rep.Finished = e.cfg.Now()
 	if ferr := r.finish(context.WithoutCancel(ctx), err); ferr != nil && err == nil {
 		err = ferr
 	}
+	r.phase("finish")
 	if err != nil {
 		log.Warn("sync run failed", "err", err)
 		return r.rep, err
 	}
-	log.Info("sync run finished", "changes", len(r.rep.Changes), "errors", len(r.rep.Errors), "conflicts", len(r.rep.Conflicts))
+	log.Info("sync run finished", "changes", len(r.rep.Changes), "errors", len(r.rep.Errors), "conflicts", len(r.rep.Conflicts), slog.Group("took", r.phases...))
 	return r.rep, nil
 }
 
@@ -374,38 +404,20 @@ func boolInt(b bool) int {
 }
 
 func (r *run) do(ctx context.Context, full bool, cursor string) error {
-	var entries []Entry
-	collect := func(en Entry) error {
-		entries = append(entries, en)
-		return ctx.Err()
-	}
-	var newCursor string
-	var err error
-	if !full {
-		newCursor, err = r.peer.Changes(ctx, cursor, collect)
-		if errors.Is(err, ErrCursorExpired) {
-			r.e.log.Info("change cursor expired, full reconcile", "peer", r.name)
-			full, entries = true, nil
-			r.rep.Kind = "full"
-		} else if err != nil {
-			return fmt.Errorf("directory: %s changes: %w", r.name, err)
-		}
-	}
-	if full {
-		newCursor, err = r.peer.Full(ctx, collect)
-		if err != nil {
-			return fmt.Errorf("directory: %s full read: %w", r.name, err)
-		}
-	}
 	// Plan against the chart as loaded; if another run (of another peer)
 	// or an edit committed in between, the apply notices (generation
-	// moved) and the plan is made again from the same entries, so no
-	// change is made on stale data.
+	// moved) and the run reads and plans again, so no change is made on
+	// stale data. The entries are dropped once planned (at 200,000 people
+	// they are a good part of the run's memory), hence the new read.
 	for attempt := 0; ; attempt++ {
-		if err := r.load(ctx); err != nil {
+		entries, newCursor, isFull, err := r.readAndLoad(ctx, full, cursor)
+		if err != nil {
 			return err
 		}
+		full = isFull
 		r.plan(entries, full)
+		entries = nil
+		r.phase("plan")
 		if limit := r.deletionLimit(); r.removals > limit && !r.opts.ConfirmDeletions {
 			return fmt.Errorf("%w: the run would remove %d objects of %s (limit %d of %d); nothing was changed, confirm to proceed",
 				ErrDeletionThreshold, r.removals, r.name, limit, r.baseObjects)
@@ -416,7 +428,8 @@ func (r *run) do(ctx context.Context, full bool, cursor string) error {
 		if r.e.beforeApply != nil {
 			r.e.beforeApply()
 		}
-		err := r.apply(ctx, full, newCursor)
+		err = r.apply(ctx, full, newCursor)
+		r.phase("apply")
 		if errors.Is(err, errChartMoved) && attempt < 4 {
 			r.e.log.Info("chart changed during the run, planning again", "peer", r.name)
 			continue
@@ -427,7 +440,91 @@ func (r *run) do(ctx context.Context, full bool, cursor string) error {
 		break
 	}
 	r.afterCommit(ctx)
+	r.phase("after")
 	return nil
+}
+
+// readAndLoad reads the peer (a delta from cursor unless full; a full
+// read when the cursor expired) while govhub's chart loads beside it (the
+// two overlap: the walk mostly waits on the server and the decoder, the
+// load on the database). It returns the entries, the new cursor and
+// whether the read was full.
+func (r *run) readAndLoad(ctx context.Context, full bool, cursor string) ([]Entry, string, bool, error) {
+	var entries []Entry
+	collect := func(en Entry) error {
+		entries = append(entries, en)
+		return ctx.Err()
+	}
+	// The versions a SkippingPeer may skip by load while the peer
+	// connects and reads its departments; the chart loads after them
+	// (from the same rows), both beside the walk.
+	var known map[string]string
+	var knownErr error
+	ready := make(chan struct{})
+	sp, skipping := r.peer.(SkippingPeer)
+	if full && skipping {
+		go func() {
+			defer close(ready)
+			known, knownErr = r.knownVersions(ctx, true)
+		}()
+	} else {
+		close(ready)
+	}
+	loadCtx, cancelLoad := context.WithCancel(ctx)
+	defer cancelLoad()
+	loaded := make(chan error, 1)
+	go func() {
+		<-ready
+		loaded <- r.load(loadCtx)
+	}()
+	wait := func(readErr error) error {
+		if readErr != nil {
+			cancelLoad()
+			<-loaded
+			return readErr
+		}
+		r.phase("read")
+		err := <-loaded
+		r.phase("load")
+		if knownErr != nil {
+			return knownErr
+		}
+		return err
+	}
+	var newCursor string
+	var err error
+	if !full {
+		newCursor, err = r.peer.Changes(ctx, cursor, collect)
+		if errors.Is(err, ErrCursorExpired) {
+			r.e.log.Info("change cursor expired, full reconcile", "peer", r.name)
+			full, entries = true, nil
+			r.rep.Kind = "full"
+			if skipping {
+				// The load has started: these rows are not handed to it.
+				if known, err = r.knownVersions(ctx, false); err != nil {
+					return nil, "", full, wait(err)
+				}
+			}
+		} else if err != nil {
+			return nil, "", full, wait(fmt.Errorf("directory: %s changes: %w", r.name, err))
+		}
+	}
+	if full {
+		if skipping && r.hasPeople(ctx) {
+			newCursor, err = sp.FullSkipping(ctx, func(anchor string) string {
+				<-ready
+				return known[anchor]
+			}, collect)
+		} else {
+			// Nobody from this peer yet (a first run): a plain walk,
+			// without a stamp pass that could skip nothing.
+			newCursor, err = r.peer.Full(ctx, collect)
+		}
+		if err != nil {
+			return nil, "", full, wait(fmt.Errorf("directory: %s full read: %w", r.name, err))
+		}
+	}
+	return entries, newCursor, full, wait(nil)
 }
 
 // errChartMoved: the chart changed between load and apply.
@@ -481,37 +578,47 @@ func (r *run) load(ctx context.Context) error {
 	}
 	r.baseObjects = len(r.anchors)
 	r.dirtyDept, r.dirtyPerson, r.dirtyMembers = map[int64]bool{}, map[int64]bool{}, map[int64]bool{}
-	r.newAnchors, r.delAnchors, r.dirtySnaps = map[anchorKey]int64{}, map[anchorKey]bool{}, map[anchorKey]*snapshot{}
+	r.newAnchors, r.delAnchors, r.dirtySnaps = map[anchorKey]int64{}, map[anchorKey]bool{}, map[anchorKey]string{}
 	r.provision, r.seen = map[int64]bool{}, map[anchorKey]bool{}
 	return nil
 }
 
 func (r *run) loadAnchors(ctx context.Context) error {
-	s := r.e.store
 	r.anchors, r.anchOf, r.snaps, r.rawSnaps = map[anchorKey]int64{}, map[objRef]string{}, map[anchorKey]*snapshot{}, map[anchorKey]string{}
+	add := func(a anchorRow) {
+		k := anchorKey{a.kind, a.anchor}
+		r.anchors[k] = a.id
+		r.anchOf[objKey(a.kind, a.id)] = a.anchor
+		if a.lv != "" {
+			r.rawSnaps[k] = a.lv
+		}
+	}
+	if pre := r.preAnchors; pre != nil {
+		r.preAnchors = nil
+		for _, a := range pre {
+			add(a)
+		}
+		return nil
+	}
+	return r.scanAnchors(ctx, add)
+}
+
+// scanAnchors calls fn for each of this peer's anchors.
+func (r *run) scanAnchors(ctx context.Context, fn func(anchorRow)) error {
+	s := r.e.store
 	rows, err := s.db.X.QueryContext(ctx, s.db.Rebind(`SELECT kind, object_id, anchor, last_values FROM dir_anchors WHERE peer = ?`), r.name)
 	if err != nil {
 		return fmt.Errorf("directory: load anchors: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var kind EntryKind
-		var id int64
-		var anchor, lv string
-		if err := rows.Scan(&kind, &id, &anchor, &lv); err != nil {
+		var a anchorRow
+		if err := rows.Scan(&a.kind, &a.id, &a.anchor, &a.lv); err != nil {
 			return err
 		}
-		k := anchorKey{kind, anchor}
-		r.anchors[k] = id
-		r.anchOf[objKey(kind, id)] = anchor
-		if lv != "" {
-			r.rawSnaps[k] = lv
-		}
+		fn(a)
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	return nil
+	return rows.Err()
 }
 
 func (r *run) matchValue(mail, empNo string) string {
@@ -568,6 +675,8 @@ func (r *run) plan(entries []Entry, full bool) {
 			}
 		case en.Deleted:
 			deleted = append(deleted, en)
+		case en.Kind == KindPerson && en.Unchanged:
+			people = append(people, en)
 		case en.Kind == KindDepartment && en.Department != nil:
 			depts = append(depts, en)
 		case en.Kind == KindPerson && en.Person != nil:
@@ -597,8 +706,12 @@ func (r *run) plan(entries []Entry, full bool) {
 		}
 		depts = later
 	}
-	for _, en := range people {
-		r.planPerson(en)
+	// Each entry is released once planned: at 200,000 people the peer's
+	// copies are a good part of the run's memory (do drops the rest).
+	clear(entries)
+	for i := range people {
+		r.planPerson(people[i])
+		people[i] = Entry{}
 	}
 	for _, en := range deleted {
 		r.planRemove(en.Kind, en.Anchor, en.Source)
@@ -880,6 +993,10 @@ func validMail(m string) bool {
 }
 
 func (r *run) planPerson(en Entry) {
+	if en.Unchanged {
+		r.planUnchanged(en)
+		return
+	}
 	p := en.Person
 	k := anchorKey{KindPerson, en.Anchor}
 	r.seen[k] = true
@@ -1062,6 +1179,9 @@ func (r *run) planPerson(en Entry) {
 	// The snapshot the next run compares with: the peer as seen now (with
 	// what write-back will set), ours after this run.
 	ns := &snapshot{Peer: newVals(), Ours: newVals()}
+	if en.Version != "" && len(wb) == 0 && !badText(en.Version) {
+		ns.Version = r.versionTag(en.Version)
+	}
 	for i, f := range FieldNames {
 		tv := theirs[i]
 		if v, ok := wb[f]; ok {
@@ -1075,8 +1195,7 @@ func (r *run) planPerson(en Entry) {
 		}
 	}
 	if snap == nil || !sameSnap(snap, ns) {
-		r.snaps[k] = ns
-		r.dirtySnaps[k] = ns
+		r.setSnap(k, ns)
 	}
 	if len(wb) > 0 {
 		prev := map[string]string{}
@@ -1123,6 +1242,7 @@ func (r *run) planPendingWriteBacks() {
 		if len(wb) == 0 {
 			continue
 		}
+		// No Version: the peer's entry changes when the write lands.
 		ns := &snapshot{Peer: append(fieldVals(nil), snap.Peer...), Ours: append(fieldVals(nil), snap.Ours...)}
 		for f, v := range wb {
 			ns.Peer.set(f, v)
@@ -1132,7 +1252,7 @@ func (r *run) planPendingWriteBacks() {
 		for f := range wb {
 			prev[f] = snap.Peer.get(f)
 		}
-		r.snaps[k], r.dirtySnaps[k] = ns, ns
+		r.setSnap(k, ns)
 		r.writebacks = append(r.writebacks, writeback{anchor: k.anchor, id: id, fields: wb, snap: ns, prev: prev})
 		r.change(Change{Kind: "person", Action: "write-back", Target: r.name, ObjectID: id, Anchor: k.anchor, Fields: wb})
 	}
@@ -1142,8 +1262,43 @@ func (r *run) planPendingWriteBacks() {
 // FieldNames order, separated by 0x1f (between fields) and 0x1e (between
 // the halves). Values never hold control characters (badText), and
 // decoding this is several times cheaper than JSON at 200,000 anchors.
+//
+// In "ours", 0x1d stands for "the same as the peer's" (most values are),
+// which halves what 200,000 anchors keep.
 func encodeSnap(sn *snapshot) string {
-	return strings.Join(sn.Peer, "\x1f") + "\x1e" + strings.Join(sn.Ours, "\x1f")
+	var b strings.Builder
+	for i, v := range sn.Peer {
+		if i > 0 {
+			b.WriteByte(0x1f)
+		}
+		b.WriteString(v)
+	}
+	b.WriteByte(0x1e)
+	for i, v := range sn.Ours {
+		if i > 0 {
+			b.WriteByte(0x1f)
+		}
+		if v != "" && i < len(sn.Peer) && v == sn.Peer[i] {
+			b.WriteByte(0x1d)
+		} else {
+			b.WriteString(v)
+		}
+	}
+	s := b.String()
+	if sn.Version != "" {
+		s += "\x1e" + sn.Version
+	}
+	return s
+}
+
+// snapVersion is the Version part of an encoded snapshot, without
+// decoding the rest.
+func snapVersion(s string) string {
+	i := strings.LastIndexByte(s, '\x1e')
+	if i < 0 || strings.Count(s, "\x1e") != 2 {
+		return ""
+	}
+	return s[i+1:]
 }
 
 // decodeSnap reverses encodeSnap; nil for anything else (an older format
@@ -1153,11 +1308,26 @@ func decodeSnap(s string) *snapshot {
 	if !ok {
 		return nil
 	}
+	ours, version, _ := strings.Cut(ours, "\x1e")
 	pv, ov := strings.Split(peer, "\x1f"), strings.Split(ours, "\x1f")
 	if len(pv) != len(FieldNames) || len(ov) != len(FieldNames) {
 		return nil
 	}
-	return &snapshot{Peer: pv, Ours: ov}
+	for i, v := range ov {
+		if v == "\x1d" {
+			ov[i] = pv[i]
+		}
+	}
+	return &snapshot{Peer: pv, Ours: ov, Version: version}
+}
+
+// setSnap records ns as the anchor's snapshot for the next run: encoded
+// at once (a first sync holds 200,000 of them until the apply), and
+// decoded again only if this run looks at it once more.
+func (r *run) setSnap(k anchorKey, ns *snapshot) {
+	enc := encodeSnap(ns)
+	r.dirtySnaps[k], r.rawSnaps[k] = enc, enc
+	delete(r.snaps, k)
 }
 
 // snap returns the anchor's snapshot from the last run, nil if none.
@@ -1178,7 +1348,7 @@ func (r *run) snap(k anchorKey) *snapshot {
 }
 
 func sameSnap(a, b *snapshot) bool {
-	return slices.Equal(a.Peer, b.Peer) && slices.Equal(a.Ours, b.Ours)
+	return a.Version == b.Version && slices.Equal(a.Peer, b.Peer) && slices.Equal(a.Ours, b.Ours)
 }
 
 func (r *run) conflict(k anchorKey, id int64, f, ours, theirs, winner string) {
@@ -1296,17 +1466,34 @@ func (r *run) apply(ctx context.Context, full bool, cursor string) error {
 			}
 			return out
 		}
+		// New people in multi-row statements, with ids reserved first.
+		ids, err := tx.reservePersonIDs(ctx, len(r.newPeople))
+		if err != nil {
+			return err
+		}
+		pb := tx.batch("dir_people", newPersonCols, 15)
+		for i, tmp := range r.newPeople {
+			p := r.people[tmp]
+			p.sortKey = sortOf(p)
+			realID[tmp] = ids[i]
+			if err := pb.addPerson(ctx, ids[i], p, r.now); err != nil {
+				return err
+			}
+		}
+		if err := pb.flush(ctx); err != nil {
+			return err
+		}
+		// Memberships after all people: they reference them.
+		mb := tx.batch("dir_memberships", "person_id, dept_id, sort_order", 3)
 		for _, tmp := range r.newPeople {
-			p := *r.people[tmp]
-			p.sortKey = sortOf(&p)
-			id, err := insertPerson(ctx, tx, &p, r.now)
-			if err != nil {
-				return err
+			for _, m := range r.people[tmp].Memberships {
+				if err := mb.add(ctx, realID[tmp], mapID(m.DeptID), m.Order); err != nil {
+					return err
+				}
 			}
-			realID[tmp] = id
-			if err := setMemberships(ctx, tx, id, mapMembers(p.Memberships), true); err != nil {
-				return err
-			}
+		}
+		if err := mb.flush(ctx); err != nil {
+			return err
 		}
 		for id := range r.dirtyPerson {
 			p := *r.people[id]
@@ -1339,20 +1526,24 @@ func (r *run) apply(ctx context.Context, full bool, cursor string) error {
 				return fmt.Errorf("directory: drop anchor: %w", err)
 			}
 		}
+		ab := tx.batch("dir_anchors", "kind, object_id, peer, anchor, last_values", 5)
 		for k, id := range r.newAnchors {
 			lv := ""
-			if sn := r.dirtySnaps[k]; sn != nil {
-				lv = encodeSnap(sn)
+			if sn, ok := r.dirtySnaps[k]; ok {
+				lv = sn
 			}
-			if err := tx.exec(ctx, `INSERT INTO dir_anchors (kind, object_id, peer, anchor, last_values) VALUES (?, ?, ?, ?, ?)`, int(k.kind), mapID(id), r.name, k.anchor, lv); err != nil {
-				return fmt.Errorf("directory: anchor %s: %w", k.anchor, err)
+			if err := ab.add(ctx, int(k.kind), mapID(id), r.name, k.anchor, lv); err != nil {
+				return err
 			}
+		}
+		if err := ab.flush(ctx); err != nil {
+			return err
 		}
 		for k, sn := range r.dirtySnaps {
 			if _, isNew := r.newAnchors[k]; isNew {
 				continue
 			}
-			if err := tx.exec(ctx, `UPDATE dir_anchors SET last_values = ? WHERE peer = ? AND kind = ? AND anchor = ?`, encodeSnap(sn), r.name, int(k.kind), k.anchor); err != nil {
+			if err := tx.exec(ctx, `UPDATE dir_anchors SET last_values = ? WHERE peer = ? AND kind = ? AND anchor = ?`, sn, r.name, int(k.kind), k.anchor); err != nil {
 				return fmt.Errorf("directory: snapshot %s: %w", k.anchor, err)
 			}
 		}
@@ -1410,6 +1601,11 @@ func (r *run) apply(ctx context.Context, full bool, cursor string) error {
 // idempotent and per object: a failure is recorded, and the next run
 // retries a write-back because the peer still differs.
 func (r *run) afterCommit(ctx context.Context) {
+	// The plan's working maps are done with: let provisioning (the
+	// longest step of a first sync) reuse their memory. What follows uses
+	// people, anchOf, provision and writebacks.
+	r.snaps, r.rawSnaps, r.dirtySnaps, r.anchors, r.newAnchors, r.delAnchors = nil, nil, nil, nil, nil, nil
+	r.seen, r.mailIdx, r.keyIdx, r.dirtyPerson, r.dirtyMembers, r.dirtyDept = nil, nil, nil, nil, nil, nil
 	if w, ok := r.peer.(PeerWriter); ok {
 		for _, wb := range r.writebacks {
 			if err := w.UpdatePerson(ctx, wb.anchor, wb.fields); err != nil {
@@ -1418,6 +1614,7 @@ func (r *run) afterCommit(ctx context.Context) {
 				for f, v := range wb.prev {
 					wb.snap.Peer.set(f, v)
 				}
+				wb.snap.Version = "" // read the person again next time
 				db := r.e.store.db
 				if _, err := db.X.ExecContext(ctx, db.Rebind(`UPDATE dir_anchors SET last_values = ? WHERE peer = ? AND kind = ? AND anchor = ?`), encodeSnap(wb.snap), r.name, int(KindPerson), wb.anchor); err != nil {
 					r.rep.Errors = append(r.rep.Errors, ObjectError{Kind: "person", ObjectID: wb.id, Anchor: wb.anchor, Error: "write-back bookkeeping: " + err.Error()})
@@ -1466,11 +1663,9 @@ func (r *run) finish(ctx context.Context, runErr error) error {
 	rep := r.rep
 	return db.InTx(ctx, func(tx *sqlx.Tx) error {
 		seq := 0
-		ins, err := tx.PreparexContext(ctx, db.Rebind(`INSERT INTO dir_run_objects (run_id, seq, kind, object_id, anchor, source, action, target, fields, result, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
+		pt := newPtx(db, tx)
+		defer pt.close()
+		ob := pt.batch("dir_run_objects", "run_id, seq, kind, object_id, anchor, source, action, target, fields, result, error", 11)
 		for _, c := range rep.Changes {
 			seq++
 			f := ""
@@ -1478,17 +1673,20 @@ func (r *run) finish(ctx context.Context, runErr error) error {
 				b, _ := json.Marshal(c.Fields)
 				f = string(b)
 			}
-			if _, err := ins.ExecContext(ctx, rep.RunID, seq, kindOf(c.Kind), c.ObjectID, c.Anchor, c.Source, c.Action, c.Target, f, "ok", ""); err != nil {
+			if err := ob.add(ctx, rep.RunID, seq, kindOf(c.Kind), c.ObjectID, c.Anchor, c.Source, c.Action, c.Target, f, "ok", ""); err != nil {
 				return err
 			}
 		}
 		for _, oe := range rep.Errors {
 			seq++
-			if _, err := ins.ExecContext(ctx, rep.RunID, seq, kindOf(oe.Kind), oe.ObjectID, oe.Anchor, oe.Source, "error", Govhub, "", "error", oe.Error); err != nil {
+			if err := ob.add(ctx, rep.RunID, seq, kindOf(oe.Kind), oe.ObjectID, oe.Anchor, oe.Source, "error", Govhub, "", "error", oe.Error); err != nil {
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, db.Rebind(`UPDATE dir_runs SET kind = ?, finished_at = ?, status = ?, seen = ?, created = ?, updated = ?, removed = ?, written_back = ?, errors = ?, conflicts = ?, error = ? WHERE id = ?`),
+		if err := ob.flush(ctx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.Rebind(`UPDATE dir_runs SET kind = ?, finished_at = ?, status = ?, seen = ?, created = ?, updated = ?, removed = ?, written_back = ?, errors = ?, conflicts = ?, error = ? WHERE id = ?`),
 			rep.Kind, rep.Finished.Unix(), status, rep.Seen, rep.Created, rep.Updated, rep.Removed, rep.WrittenBack, len(rep.Errors), len(rep.Conflicts), msg, rep.RunID)
 		return err
 	})

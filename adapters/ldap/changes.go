@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -17,6 +19,7 @@ import (
 const (
 	modeSync      = "sync"
 	modeTimestamp = "ts"
+	modeStamp     = "stamp"
 )
 
 // cursor is what Full and Changes hand the engine, opaque to it: either
@@ -95,6 +98,10 @@ func decodeCursor(s string) (cursor, error) {
 		if c.Since != "" && !generalizedTime.MatchString(c.Since) {
 			return c, fmt.Errorf("%w: bad timestamp in cursor", directory.ErrCursorExpired)
 		}
+	case modeStamp:
+		if len(c.Since) > 256 || checkText("cursor", c.Since) != nil {
+			return c, fmt.Errorf("%w: bad change stamp in cursor", directory.ErrCursorExpired)
+		}
 	default:
 		return c, fmt.Errorf("%w: unknown cursor mode", directory.ErrCursorExpired)
 	}
@@ -102,8 +109,11 @@ func decodeCursor(s string) (cursor, error) {
 }
 
 // matchNothing is a filter no entry satisfies (every entry has an
-// objectClass, RFC 4512 3.3).
-const matchNothing = "(!(objectClass=*))"
+// objectClass, RFC 4512 3.3) that a server with an equality index on
+// entryUUID (syncprov's recommended one) answers from the index: the nil
+// UUID (RFC 4122 4.1.7) is never assigned. "(!(objectClass=*))" alone
+// made slapd read every entry of the base to find none.
+const matchNothing = "(&(entryUUID=00000000-0000-0000-0000-000000000000)(!(objectClass=*)))"
 
 // probeCookie asks for the current sync state of s without receiving its
 // entries: a refreshOnly search (RFC 4533) with a filter that
@@ -232,15 +242,15 @@ func (p *Peer) Changes(ctx context.Context, cur string, fn func(directory.Entry)
 	if err != nil {
 		return "", err
 	}
-	if sync != (cu.Mode == modeSync) {
-		return "", fmt.Errorf("%w: cursor mode %q does not match the server's", directory.ErrCursorExpired, cu.Mode)
+	if sync != (cu.Mode == modeSync) || (!sync && cu.Mode != p.deltaMode()) {
+		return "", fmt.Errorf("%w: cursor mode %q does not match the server's or the configuration", directory.ErrCursorExpired, cu.Mode)
 	}
 	// Every department, for parents and memberships of changed entries.
 	depts, err := p.loadDepartments(ctx, c, p.cfg.Departments.Filter)
 	if err != nil {
 		return "", err
 	}
-	if cu.Mode == modeTimestamp {
+	if cu.Mode != modeSync {
 		return p.changesByTimestamp(ctx, c, cu, depts, fn)
 	}
 	reported := map[string]bool{}
@@ -324,35 +334,97 @@ func (p *Peer) Changes(ctx context.Context, cur string, fn func(directory.Entry)
 	return next.encode(), nil
 }
 
+// changesByTimestamp reads the changes since a high-water mark: of
+// modifyTimestamp (entries at or after the cursor's second: a change may
+// come twice, never not at all) or of the change stamp (entries with a
+// greater one).
 func (p *Peer) changesByTimestamp(ctx context.Context, c *conn, cu cursor, depts *deptIndex, fn func(directory.Entry) error) (string, error) {
+	attr := p.hwAttr(cu.Mode)
 	since := func(f string) string {
 		if cu.Since == "" {
 			return f
 		}
-		// The cursor was checked against the generalized time syntax;
-		// escaping keeps it a value whatever it holds.
-		return "(&" + f + "(modifyTimestamp>=" + goldap.EscapeFilter(cu.Since) + "))"
+		// The cursor was checked (generalized time, or text without
+		// control characters); escaping keeps it a value whatever it holds.
+		v := goldap.EscapeFilter(cu.Since)
+		if cu.Mode == modeStamp {
+			// Strictly greater: LDAP filters have no ">" (RFC 4515).
+			return "(&" + f + "(" + attr + ">=" + v + ")(!(" + attr + "<=" + v + ")))"
+		}
+		return "(&" + f + "(" + attr + ">=" + v + "))"
 	}
-	maxTS := cu.Since
+	hw := cu.Since
 	for _, r := range depts.ordered {
-		if r.ts != "" && (cu.Since == "" || r.ts >= cu.Since) {
-			if r.ts > maxTS {
-				maxTS = r.ts
-			}
+		v := r.hw(cu.Mode)
+		newer := !hwLess(v, cu.Since) // at or after the timestamp's second
+		if cu.Mode == modeStamp {
+			newer = hwLess(cu.Since, v)
+		}
+		if v != "" && (cu.Since == "" || newer) {
+			hw = hwMax(hw, v)
 			if err := fn(r.entry); err != nil {
 				return "", err
 			}
 		}
 	}
 	err := c.pagedSearch(ctx, p.searchReq(p.cfg.People, since(p.cfg.People.Filter), p.personAttrs()), p.cfg.PageSize, func(e *goldap.Entry) error {
-		ent, ts := p.personEntry(e, depts)
-		if ts > maxTS {
-			maxTS = ts
-		}
+		ent, _ := p.personEntry(e, depts)
+		hw = hwMax(hw, e.GetEqualFoldAttributeValue(attr))
 		return fn(ent)
 	})
 	if err != nil {
 		return "", err
 	}
-	return cursor{Mode: modeTimestamp, Since: maxTS}.encode(), nil
+	return cursor{Mode: cu.Mode, Since: hw}.encode(), nil
+}
+
+// deltaMode is how Changes works without content sync (Config.DeltaBy).
+func (p *Peer) deltaMode() string {
+	switch p.cfg.DeltaBy {
+	case "change_stamp":
+		return modeStamp
+	case "modifyTimestamp":
+		return modeTimestamp
+	}
+	if strings.EqualFold(p.cfg.Attributes.Anchor, anchorObjectGUID) && p.stampAttr() != "" {
+		return modeStamp // Active Directory: uSNChanged
+	}
+	return modeTimestamp
+}
+
+// hwAttr is the attribute whose highest value a cursor of mode keeps.
+func (p *Peer) hwAttr(mode string) string {
+	if mode == modeStamp {
+		return p.stampAttr()
+	}
+	return "modifyTimestamp"
+}
+
+// hw is the department's value of the high-water attribute of mode.
+func (r deptRec) hw(mode string) string {
+	if mode == modeStamp {
+		return r.stamp
+	}
+	return r.ts
+}
+
+// hwLess orders high-water values: as integers when both are (uSNChanged),
+// else as text (generalized time and entryCSN sort as text); "" first.
+func hwLess(a, b string) bool {
+	if a == "" || b == "" {
+		return a == "" && b != ""
+	}
+	x, errA := strconv.ParseUint(a, 10, 64)
+	y, errB := strconv.ParseUint(b, 10, 64)
+	if errA == nil && errB == nil {
+		return x < y
+	}
+	return a < b
+}
+
+func hwMax(a, b string) string {
+	if hwLess(a, b) {
+		return b
+	}
+	return a
 }

@@ -48,6 +48,16 @@ type Config struct {
 	// anchor is entryUUID, else modifyTimestamp; "off": always
 	// modifyTimestamp.
 	ContentSync string `yaml:"content_sync"`
+	// DeltaBy chooses how Changes finds changes when content sync is not
+	// used: "modifyTimestamp" (entries modified at or after the cursor's
+	// second), or "change_stamp": a high-water mark of
+	// Attributes.ChangeStamp in the cursor, entries with a greater stamp
+	// (Active Directory's uSNChanged; "auto", the default, picks it for
+	// the objectGUID anchor, modifyTimestamp otherwise). Neither sees
+	// deletions: the nightly full run finds them. uSNChanged values are a
+	// domain controller's own: point the peer at one DC (a cursor from
+	// another is answered with whatever that DC numbered higher).
+	DeltaBy string `yaml:"delta_by"`
 	// Writable enables UpdatePerson and CreatePerson.
 	Writable bool `yaml:"writable"`
 	// DialTimeout (default 10s) bounds connecting; RequestTimeout (default
@@ -113,6 +123,14 @@ type Attributes struct {
 	// UserAccountControl reads Active Directory's userAccountControl:
 	// the ACCOUNTDISABLE bit (0x2) means disabled.
 	UserAccountControl bool `yaml:"user_account_control"`
+	// ChangeStamp is an operational attribute the server changes on every
+	// modification of an entry: entryCSN (OpenLDAP; the default with the
+	// entryUUID anchor) or uSNChanged (Active Directory; the default with
+	// objectGUID). A full run then reads only anchor and stamp of people
+	// govhub holds at that stamp, and all attributes of the others. "none"
+	// reads everyone in full. An entry without the attribute is always
+	// read in full.
+	ChangeStamp string `yaml:"change_stamp"`
 }
 
 const (
@@ -133,6 +151,7 @@ func (cfg Config) withDefaults() Config {
 	def(&cfg.Departments.BaseDN, cfg.People.BaseDN)
 	def(&cfg.CreateBaseDN, cfg.People.BaseDN)
 	def(&cfg.ContentSync, "auto")
+	def(&cfg.DeltaBy, "auto")
 	a := &cfg.Attributes
 	def(&a.Anchor, anchorEntryUUID)
 	def(&a.DisplayName, "cn")
@@ -142,6 +161,12 @@ func (cfg Config) withDefaults() Config {
 	def(&a.OfficePhone, "telephoneNumber")
 	def(&a.Title, "title")
 	def(&a.EmployeeNo, "employeeNumber")
+	if a.ChangeStamp == "" {
+		a.ChangeStamp = "entryCSN"
+		if strings.EqualFold(a.Anchor, anchorObjectGUID) {
+			a.ChangeStamp = "uSNChanged"
+		}
+	}
 	if a.MembershipFromDN == nil {
 		v := a.MemberOf == ""
 		a.MembershipFromDN = &v
@@ -196,6 +221,15 @@ func (cfg Config) Validate() error {
 	case "auto", "off":
 	default:
 		return fmt.Errorf("ldap: content_sync %q: want auto or off", c.ContentSync)
+	}
+	switch c.DeltaBy {
+	case "auto", "modifyTimestamp":
+	case "change_stamp":
+		if strings.EqualFold(c.Attributes.ChangeStamp, "none") {
+			return errors.New("ldap: delta_by change_stamp needs attributes.change_stamp")
+		}
+	default:
+		return fmt.Errorf("ldap: delta_by %q: want auto, modifyTimestamp or change_stamp", c.DeltaBy)
 	}
 	if c.BindDN == "" && c.BindSecret != "" {
 		return errors.New("ldap: bind_secret given without bind_dn")

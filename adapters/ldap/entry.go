@@ -213,6 +213,9 @@ func (p *Peer) status(e *goldap.Entry, errs *[]error) string {
 func (p *Peer) deptRecord(e *goldap.Entry) deptRec {
 	var errs []error
 	r := deptRec{dn: e.DN, depth: dnDepth(e.DN), ts: e.GetEqualFoldAttributeValue("modifyTimestamp")}
+	if a := p.stampAttr(); a != "" {
+		r.stamp = e.GetEqualFoldAttributeValue(a)
+	}
 	anchor, err := p.anchorOf(e)
 	if err != nil {
 		errs = append(errs, err)
@@ -279,5 +282,6 @@ func (p *Peer) personEntry(e *goldap.Entry, depts *deptIndex) (directory.Entry, 
 	if pe.DisplayName == "" && len(errs) == 0 {
 		errs = append(errs, badEntry("no %s", a.DisplayName))
 	}
-	return directory.Entry{Kind: directory.KindPerson, Person: pe, Anchor: anchor, Source: e.DN, Err: errors.Join(errs...)}, e.GetEqualFoldAttributeValue("modifyTimestamp")
+	return directory.Entry{Kind: directory.KindPerson, Person: pe, Anchor: anchor, Source: e.DN, Err: errors.Join(errs...),
+		Version: p.version(e, depts)}, e.GetEqualFoldAttributeValue("modifyTimestamp")
 }

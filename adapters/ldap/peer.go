@@ -6,12 +6,15 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
 
@@ -19,8 +22,9 @@ import (
 )
 
 var (
-	_ directory.Peer       = (*Peer)(nil)
-	_ directory.PeerWriter = (*Peer)(nil)
+	_ directory.Peer         = (*Peer)(nil)
+	_ directory.PeerWriter   = (*Peer)(nil)
+	_ directory.SkippingPeer = (*Peer)(nil)
 )
 
 // ErrNotWritable: write-back was asked of a peer not configured writable.
@@ -204,12 +208,12 @@ func (c *conn) pagedSearch(ctx context.Context, req *goldap.SearchRequest, pageS
 // attrs lists what to request for departments and for people.
 func (p *Peer) deptAttrs() []string {
 	a := p.cfg.Attributes
-	return nonEmpty(a.Anchor, a.DepartmentName, a.Order, a.Status, "modifyTimestamp")
+	return nonEmpty(a.Anchor, a.DepartmentName, a.Order, a.Status, "modifyTimestamp", p.stampAttr())
 }
 
 func (p *Peer) personAttrs() []string {
 	a := p.cfg.Attributes
-	l := nonEmpty(a.Anchor, a.DisplayName, a.Mail, a.Mobile, a.OfficePhone, a.Title, a.Rank, a.EmployeeNo, a.Order, a.MemberOf, a.Status, "modifyTimestamp")
+	l := nonEmpty(a.Anchor, a.DisplayName, a.Mail, a.Mobile, a.OfficePhone, a.Title, a.Rank, a.EmployeeNo, a.Order, a.MemberOf, a.Status, "modifyTimestamp", p.stampAttr())
 	if a.UserAccountControl {
 		l = append(l, "userAccountControl")
 	}
@@ -237,6 +241,12 @@ func (p *Peer) searchReq(s Search, filter string, attrs []string) *goldap.Search
 // a change made during the walk is seen again by the next Changes rather
 // than lost.
 func (p *Peer) Full(ctx context.Context, fn func(directory.Entry) error) (string, error) {
+	return p.full(ctx, nil, fn)
+}
+
+// full is Full, and FullSkipping when known is set.
+func (p *Peer) full(ctx context.Context, known func(string) string, fn func(directory.Entry) error) (string, error) {
+	start := time.Now()
 	c, err := p.dial(ctx)
 	if err != nil {
 		return "", err
@@ -256,45 +266,65 @@ func (p *Peer) Full(ctx context.Context, fn func(directory.Entry) error) (string
 			return "", err
 		}
 	} else {
-		cur.Mode = modeTimestamp
+		cur.Mode = p.deltaMode()
 	}
+	hwAttr := p.hwAttr(cur.Mode)
+	if cur.Mode == modeSync {
+		hwAttr = "" // the cookies are the cursor
+	}
+	t0 := time.Now()
 	depts, err := p.loadDepartments(ctx, c, p.cfg.Departments.Filter)
 	if err != nil {
 		return "", err
 	}
+	t1 := time.Now()
 	var maxTS string
 	var anchors []string
 	for _, d := range depts.ordered {
 		anchors = append(anchors, d.entry.Anchor)
-		if d.ts > maxTS {
-			maxTS = d.ts
-		}
+		maxTS = hwMax(maxTS, d.hw(cur.Mode))
 		if err := fn(d.entry); err != nil {
 			return "", err
 		}
 	}
-	err = c.pagedSearch(ctx, p.searchReq(p.cfg.People, p.cfg.People.Filter, p.personAttrs()), p.cfg.PageSize, func(e *goldap.Entry) error {
-		ent, ts := p.personEntry(e, depts)
-		if ts > maxTS {
-			maxTS = ts
-		}
-		return fn(ent)
-	})
+	// People through the lean client (fastsearch.go), on a second
+	// connection.
+	rc, err := p.dialRaw(ctx)
 	if err != nil {
 		return "", err
 	}
-	if cur.Mode == modeTimestamp {
+	defer rc.Close()
+	if known != nil && p.stampAttr() != "" {
+		err = p.walkSkipping(ctx, c, rc, depts, known, hwAttr, &maxTS, fn)
+	} else {
+		err = rc.searchPaged(ctx, p.searchReq(p.cfg.People, p.cfg.People.Filter, p.personAttrs()), p.cfg.PageSize, func(e *goldap.Entry) error {
+			ent, _ := p.personEntry(e, depts)
+			maxTS = hwMax(maxTS, e.GetEqualFoldAttributeValue(hwAttr))
+			return fn(ent)
+		})
+	}
+	if err != nil {
+		return "", err
+	}
+	if cur.Mode != modeSync {
 		cur.Since = maxTS
 	} else {
 		cur.Known = packUUIDs(anchors)
 	}
-	c.log.Info("full walk done", "departments", len(depts.ordered), "mode", cur.Mode)
+	c.log.Info("full walk done", "departments", len(depts.ordered), "mode", cur.Mode,
+		"took_cursor", t0.Sub(start).Round(time.Millisecond).String(), "took_departments", t1.Sub(t0).Round(time.Millisecond).String(),
+		"took_people", time.Since(t1).Round(time.Millisecond).String())
 	return cur.encode(), nil
 }
 
 // deptIndex maps department DNs (normalised) to anchors, for parents and
 // memberships.
 type deptIndex struct {
+	// tag changes whenever which DN (or, with member_of, which name) is
+	// which department changes, or the attribute mapping does: it is part
+	// of every person's Version, because a person's memberships are read
+	// through the departments.
+	tag     string
 	byDN    map[string]string
 	byName  map[string]string
 	ordered []deptRec
@@ -304,7 +334,8 @@ type deptIndex struct {
 type deptRec struct {
 	dn    string
 	depth int
-	ts    string
+	ts    string // modifyTimestamp
+	stamp string // the change stamp (Attributes.ChangeStamp)
 	entry directory.Entry
 }
 
@@ -335,5 +366,29 @@ func (p *Peer) loadDepartments(ctx context.Context, c *conn, filter string) (*de
 		}
 	}
 	idx.ordered = recs
+	h := fnv.New64a()
+	am := p.cfg.Attributes
+	fromDN := am.MembershipFromDN != nil && *am.MembershipFromDN
+	am.MembershipFromDN = nil // a pointer would print as an address
+	fmt.Fprintf(h, "%+v|%t|%s|%s;", am, fromDN, p.cfg.People.BaseDN, p.cfg.People.Filter)
+	// What reading a person depends on: which DN (and, with member_of,
+	// which name) is which department. A department's order or status
+	// does not change how its people read, so it does not make every
+	// stored version stale.
+	keys := make([]string, 0, len(idx.byDN)+len(idx.byName))
+	for dn, a := range idx.byDN {
+		keys = append(keys, dn+"\x00"+a)
+	}
+	if p.cfg.Attributes.MemberOf != "" {
+		for n, a := range idx.byName {
+			keys = append(keys, "name\x00"+n+"\x00"+a)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{0xff})
+	}
+	idx.tag = strconv.FormatUint(h.Sum64(), 36)
 	return idx, nil
 }

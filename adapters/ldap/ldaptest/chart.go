@@ -105,3 +105,36 @@ func writePerson(b *strings.Builder, p Person) {
 	}
 	b.WriteString("\n")
 }
+
+// WideChartLDIF is ChartLDIF(extra) with depts more departments (部门N,
+// half of them under 市政府, the others one level further down) over
+// which the extra people are spread with the chart's five: the shape of
+// the benchmark (200,000 people, ~300 departments).
+func WideChartLDIF(extra, depts int) string {
+	var b strings.Builder
+	for _, d := range Departments {
+		fmt.Fprintf(&b, "dn: %s\nobjectClass: organizationalUnit\nou: %s\n\n", DeptDN(d.OU), d.OU)
+	}
+	dns := make([]string, 0, len(Departments)+depts)
+	for _, d := range Departments {
+		dns = append(dns, DeptDN(d.OU))
+	}
+	top := DeptDN(Departments[0].OU)
+	for i := range depts {
+		parent := top
+		if i%2 == 1 {
+			parent = dns[len(Departments)+i-1] // the previous, a top one
+		}
+		dn := fmt.Sprintf("ou=部门%d,%s", i, parent)
+		fmt.Fprintf(&b, "dn: %s\nobjectClass: organizationalUnit\nou: 部门%d\n\n", dn, i)
+		dns = append(dns, dn)
+	}
+	for _, p := range People {
+		writePerson(&b, p)
+	}
+	for i := range extra {
+		fmt.Fprintf(&b, "dn: uid=user%d,%s\nobjectClass: inetOrgPerson\nuid: user%d\ncn: 员工%d\nsn: 员工%d\nmail: user%d@gov.example\ntitle: 科员\nemployeeNumber: G%07d\n\n",
+			i, dns[i%len(dns)], i, i, i, i, i)
+	}
+	return b.String()
+}
