@@ -291,6 +291,13 @@ func (m *Manager) Resolve(ctx context.Context, id Identity) (Person, error) {
 	if v == "" {
 		return Person{}, fmt.Errorf("%w: the identity carries no %q", ErrUnknownPerson, mp.From)
 	}
+	// An OpenID provider that says it has not verified the address
+	// (email_verified false) does not vouch for it: matching on it would
+	// let anyone who can type a colleague's address into their profile
+	// sign in as them.
+	if mp.From == "email" && len(id.Attributes["email_verified"]) > 0 && id.Attr("email_verified") != "true" {
+		return Person{}, fmt.Errorf("%w: the provider has not verified the email address", ErrUnknownPerson)
+	}
 	p, err := m.people.Find(ctx, mp.Key, v)
 	if errors.Is(err, ErrUnknownPerson) && mp.JIT {
 		if pc, ok := m.people.(PersonCreator); ok {

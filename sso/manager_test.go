@@ -478,3 +478,25 @@ func TestAppPasswords(t *testing.T) {
 		})
 	}
 }
+
+// TestUnverifiedEmail: a mapping on the email claim refuses an identity
+// whose provider says the address is not verified.
+func TestUnverifiedEmail(t *testing.T) {
+	e := setup(t, testdb.SQLiteURL(t))
+	m := sso.New(e.store.DB(), &fakePeople{byKey: map[string]sso.Person{
+		"mail=alice@gov.example": {ID: "p1", AccountID: e.alice.ID, Address: e.alice.Address, Status: "active"},
+	}}, sso.Config{Now: e.clk.now, Mappings: map[string]sso.Mapping{"op": {From: "email", Key: "mail"}}})
+	ctx := context.Background()
+	id := sso.Identity{Method: "oidc", Provider: "op", Subject: "x", Attributes: map[string][]string{"email": {"alice@gov.example"}}}
+	if _, err := m.Resolve(ctx, id); err != nil {
+		t.Fatalf("no email_verified claim: %v", err)
+	}
+	id.Attributes["email_verified"] = []string{"true"}
+	if _, err := m.Resolve(ctx, id); err != nil {
+		t.Fatalf("verified: %v", err)
+	}
+	id.Attributes["email_verified"] = []string{"false"}
+	if _, err := m.Resolve(ctx, id); !errors.Is(err, sso.ErrUnknownPerson) {
+		t.Fatalf("unverified email accepted: %v", err)
+	}
+}
