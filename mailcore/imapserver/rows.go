@@ -2,7 +2,6 @@ package imapserver
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 
@@ -123,49 +122,9 @@ func loadRows(ctx context.Context, st *mailcore.Store, mailboxID int64, uids []u
 }
 
 // storeKeywords changes IMAP keywords (RFC 9051 2.3.2), which
-// mailcore.StoreFlags does not: the keywords column holds them
-// space-separated. Each changed row gets a new modseq, as StoreFlags does.
+// mailcore.StoreFlags does not.
 func storeKeywords(ctx context.Context, st *mailcore.Store, mailboxID int64, uids []uint32, op mailcore.FlagOp, kws []string) error {
-	db := st.DB()
-	return db.InTx(ctx, func(tx *sqlx.Tx) error {
-		for start := 0; start < len(uids); start += 500 {
-			part := uids[start:min(start+500, len(uids))]
-			q, args, err := sqlx.In(`SELECT uid, keywords FROM messages WHERE mailbox_id = ? AND uid IN (?)`, mailboxID, part)
-			if err != nil {
-				return err
-			}
-			var cur []struct {
-				UID      uint32  `db:"uid"`
-				Keywords *string `db:"keywords"`
-			}
-			if err := tx.SelectContext(ctx, &cur, db.Rebind(q), args...); err != nil {
-				return err
-			}
-			for _, c := range cur {
-				var have []string
-				if c.Keywords != nil {
-					have = strings.Fields(*c.Keywords)
-				}
-				next := applyKeywords(have, op, kws)
-				if strings.Join(next, " ") == strings.Join(have, " ") {
-					continue
-				}
-				var val *string
-				if len(next) > 0 {
-					v := strings.Join(next, " ")
-					val = &v
-				}
-				var modseq int64
-				if err := tx.GetContext(ctx, &modseq, db.Rebind(`UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq`), mailboxID); err != nil {
-					return fmt.Errorf("keywords modseq: %w", err)
-				}
-				if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE messages SET keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?`), val, modseq, mailboxID, c.UID); err != nil {
-					return fmt.Errorf("keywords update: %w", err)
-				}
-			}
-		}
-		return nil
-	})
+	return st.UpdateKeywords(ctx, mailboxID, uids, func(have []string) []string { return applyKeywords(have, op, kws) })
 }
 
 // applyKeywords combines keyword lists case-insensitively (RFC 9051 2.3.2:
