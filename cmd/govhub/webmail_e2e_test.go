@@ -10,60 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/govhub/govhub/internal/testbrowser"
 )
-
-const chromium = "/usr/bin/chromium"
-
-// chrome starts Debian's headless Chromium for one test (CI installs it,
-// so under CI=true its absence fails the test). The flags are those this
-// machine's closed network needs; ignore-certificate-errors stands in for
-// a user who accepted govhub's generated self-signed certificate.
-func chrome(t *testing.T, timeout time.Duration) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("chromium missing at %s under CI: .ci/run installs it", chromium)
-		}
-		t.Skipf("chromium not installed at %s (apt-get install chromium)", chromium)
-	}
-	parent, cancelParent := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancelParent)
-	actx, cancelAlloc := chromedp.NewExecAllocator(parent,
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.Flag("lang", "zh-CN"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 800),
-	)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-func artefacts(t *testing.T, sub string) string {
-	dir := os.Getenv("GOVHUB_ARTIFACTS")
-	if dir == "" {
-		return t.TempDir()
-	}
-	dir = filepath.Join(dir, sub)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 func python(t *testing.T) string {
 	py, err := exec.LookPath("python3")
@@ -124,8 +72,8 @@ func value[T any](t *testing.T, ctx context.Context, what string, a chromedp.Act
 // else the test's temp dir; the paths are logged).
 func TestWebmailEndToEnd(t *testing.T) {
 	py := python(t)
-	ctx := chrome(t, 3*time.Minute)
-	shots := artefacts(t, "webmail-e2e")
+	ctx := testbrowser.Start(t, testbrowser.Options{Timeout: 3 * time.Minute, IgnoreCertErrors: true})
+	shots := testbrowser.Artefacts(t, "webmail-e2e")
 	dir := t.TempDir()
 	s := newSAMLSetup(t, dir, "", false)
 	data := filepath.Join(dir, "data")

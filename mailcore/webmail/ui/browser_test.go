@@ -14,56 +14,15 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/govhub/govhub/internal/testbrowser"
 )
 
-const chromiumPath = "/usr/bin/chromium"
-
-// browser starts headless Chromium (Debian's package) for one test. CI
-// installs it, so under CI=true its absence fails the test.
+// browser starts headless Chromium (Debian's package) for one test.
 func browser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("chromium missing at %s under CI: %v", chromiumPath, err)
-		}
-		t.Skipf("chromium not installed at %s (apt-get install chromium); CI installs it", chromiumPath)
-	}
-	parent, cancelParent := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancelParent)
-	actx, cancelAlloc := chromedp.NewExecAllocator(parent,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 800),
-	)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
+	return testbrowser.Start(t, testbrowser.Options{})
 }
 
-func artefactDir(t *testing.T) string {
-	dir := os.Getenv("GOVHUB_ARTIFACTS")
-	if dir == "" {
-		return t.TempDir()
-	}
-	dir = filepath.Join(dir, "webmail-ui")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func artefactDir(t *testing.T) string { return testbrowser.Artefacts(t, "webmail-ui") }
 
 // hitCounter is the "remote tracker": an HTTP server that counts every
 // request a hostile message makes it receive.
