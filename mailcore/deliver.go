@@ -495,14 +495,15 @@ func (s *Store) applyDelivery(ctx context.Context, tx *sqlx.Tx, d *delivery) err
 		}
 		sb.Reset()
 		args = args[:0]
-		sb.WriteString(`INSERT INTO outbox (kind, account_id, mailbox_id, uid) VALUES `)
+		sb.WriteString(`INSERT INTO outbox (kind, account_id, mailbox_id, uid, created_at) VALUES `)
+		now := s.unix()
 		for j, i := range part {
 			if j > 0 {
 				sb.WriteByte(',')
 			}
 			res := d.results[i]
-			sb.WriteString(`(?, ?, ?, ?)`)
-			args = append(args, EventDelivered, res.AccountID, res.MailboxID, res.UID)
+			sb.WriteString(`(?, ?, ?, ?, ?)`)
+			args = append(args, EventDelivered, res.AccountID, res.MailboxID, res.UID, now)
 		}
 		if err := s.execCached(ctx, tx, sb.String(), args); err != nil {
 			return fmt.Errorf("insert outbox: %w", err)
@@ -518,6 +519,9 @@ type EventKind int
 const (
 	EventDelivered EventKind = 1
 	EventExpunged  EventKind = 2
+	// EventFlags: a message's flags or keywords changed (StoreFlags,
+	// UpdateKeywords). Event.Origin names who changed them.
+	EventFlags EventKind = 3
 )
 
 func (k EventKind) String() string {
@@ -526,6 +530,8 @@ func (k EventKind) String() string {
 		return "delivered"
 	case EventExpunged:
 		return "expunged"
+	case EventFlags:
+		return "flags"
 	}
 	return fmt.Sprintf("event(%d)", int(k))
 }

@@ -52,6 +52,9 @@ func (s *Store) UpdateKeywords(ctx context.Context, mailboxID int64, uids []uint
 				if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE messages SET keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?`), val, modseq, mailboxID, c.UID); err != nil {
 					return fmt.Errorf("keywords update: %w", err)
 				}
+				if err := s.flagEvent(ctx, tx, mailboxID, c.UID); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

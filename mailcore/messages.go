@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/govhub/govhub/mailcore/envelope"
 	"github.com/jmoiron/sqlx"
@@ -181,6 +182,9 @@ func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, 
 				if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?`), nf, modseq, mailboxID, c.UID); err != nil {
 					return err
 				}
+				if err := s.flagEvent(ctx, tx, mailboxID, c.UID); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -281,8 +285,8 @@ func (s *Store) copyTx(ctx context.Context, tx *sqlx.Tx, srcMailbox int64, uids 
 			m.Subject, m.MessageID, m.InReplyTo, m.RefsRaw, m.ThreadID, m.Preview); err != nil {
 			return res, err
 		}
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO outbox (kind, account_id, mailbox_id, uid) VALUES (?, ?, ?, ?)`),
-			EventDelivered, dst.AccountID, dstMailbox, uid); err != nil {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO outbox (kind, account_id, mailbox_id, uid, origin, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
+			EventDelivered, dst.AccountID, dstMailbox, uid, OriginOf(ctx), s.unix()); err != nil {
 			return res, err
 		}
 		res.SrcUIDs = append(res.SrcUIDs, m.UID)
@@ -413,13 +417,14 @@ func (s *Store) expungeTx(ctx context.Context, tx *sqlx.Tx, mailboxID int64, uid
 		}
 		var sb strings.Builder
 		args = args[:0]
-		sb.WriteString(`INSERT INTO outbox (kind, account_id, mailbox_id, uid) VALUES `)
+		sb.WriteString(`INSERT INTO outbox (kind, account_id, mailbox_id, uid, origin, created_at) VALUES `)
+		origin, now := OriginOf(ctx), s.unix()
 		for i, uid := range part {
 			if i > 0 {
 				sb.WriteByte(',')
 			}
-			sb.WriteString(`(?, ?, ?, ?)`)
-			args = append(args, EventExpunged, acct, mailboxID, uid)
+			sb.WriteString(`(?, ?, ?, ?, ?, ?)`)
+			args = append(args, EventExpunged, acct, mailboxID, uid, origin, now)
 		}
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(sb.String()), args...); err != nil {
 			return nil, err
@@ -447,7 +452,58 @@ type Event struct {
 	AccountID int64     `db:"account_id" json:"account_id"`
 	MailboxID int64     `db:"mailbox_id" json:"mailbox_id"`
 	UID       uint32    `db:"uid" json:"uid"`
-	CreatedAt int64     `db:"created_at" json:"created_at"`
+	// Origin is who made the change (WithOrigin), 0 when nobody said.
+	Origin    int64 `db:"origin" json:"origin,omitempty"`
+	CreatedAt int64 `db:"created_at" json:"created_at"`
+}
+
+type originKey struct{}
+
+// WithOrigin marks the changes made with ctx as coming from origin (an
+// IMAP session's random id), so the events they produce carry it and the
+// session can tell its own changes from others'.
+func WithOrigin(ctx context.Context, origin int64) context.Context {
+	return context.WithValue(ctx, originKey{}, origin)
+}
+
+// OriginOf returns the origin WithOrigin put in ctx, or 0.
+func OriginOf(ctx context.Context) int64 {
+	o, _ := ctx.Value(originKey{}).(int64)
+	return o
+}
+
+// flagEvent records that a message's flags or keywords changed.
+func (s *Store) flagEvent(ctx context.Context, tx *sqlx.Tx, mailboxID int64, uid uint32) error {
+	_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO outbox (kind, account_id, mailbox_id, uid, origin, created_at)
+		SELECT ?, account_id, id, ?, ?, ? FROM mailboxes WHERE id = ?`), EventFlags, uid, OriginOf(ctx), s.unix(), mailboxID)
+	if err != nil {
+		return fmt.Errorf("flag event: %w", err)
+	}
+	return nil
+}
+
+// PruneEvents deletes outbox events older than olderThan. Outbox ids grow
+// with time, so the rows to delete are those below the first id that is
+// new enough: found by walking from the oldest, which stops as soon as it
+// meets one (no index on created_at needed). Consumers hold positions in
+// the outbox that are far newer than any retention worth configuring
+// (IMAP pollers read every 250 ms).
+func (s *Store) PruneEvents(ctx context.Context, olderThan time.Duration) (int64, error) {
+	cutoff := s.now().Add(-olderThan).Unix()
+	var first sql.NullInt64
+	if err := s.db.X.GetContext(ctx, &first, s.db.Rebind(`SELECT MIN(id) FROM (SELECT id FROM outbox WHERE created_at >= ? ORDER BY id LIMIT 1) t`), cutoff); err != nil {
+		return 0, fmt.Errorf("prune events: %w", err)
+	}
+	q, args := `DELETE FROM outbox WHERE id < ?`, []any{first.Int64}
+	if !first.Valid {
+		q, args = `DELETE FROM outbox WHERE created_at < ?`, []any{cutoff}
+	}
+	res, err := s.db.X.ExecContext(ctx, s.db.Rebind(q), args...)
+	if err != nil {
+		return 0, fmt.Errorf("prune events: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
 }
 
 // Events returns outbox rows with id > after, oldest first.
@@ -456,6 +512,6 @@ func (s *Store) Events(ctx context.Context, after int64, limit int) ([]Event, er
 		limit = 1000
 	}
 	var out []Event
-	err := s.db.X.SelectContext(ctx, &out, s.db.Rebind(`SELECT id, kind, account_id, mailbox_id, uid FROM outbox WHERE id > ? ORDER BY id LIMIT ?`), after, limit)
+	err := s.db.X.SelectContext(ctx, &out, s.db.Rebind(`SELECT id, kind, account_id, mailbox_id, uid, origin, created_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?`), after, limit)
 	return out, err
 }

@@ -242,7 +242,11 @@ func runMaintenance(ctx context.Context, a *app) error {
 			a.log.Error("maintenance pass", "err", err)
 			continue
 		}
-		a.log.Info("maintenance pass", "purged", n, "volumes_rewritten", st.VolumesRewritten, "bytes_reclaimed", st.BytesReclaimed)
+		events, err := a.store.PruneEvents(ctx, a.cfg.Store.EventRetention.D())
+		if err != nil {
+			a.log.Error("pruning outbox events", "err", err)
+		}
+		a.log.Info("maintenance pass", "purged", n, "volumes_rewritten", st.VolumesRewritten, "bytes_reclaimed", st.BytesReclaimed, "events_pruned", events)
 	}
 }
 

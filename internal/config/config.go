@@ -240,6 +240,10 @@ type Store struct {
 	// accepted this long after they left, then refused. Default 720h (30
 	// days).
 	LeftGrace Duration `yaml:"left_grace"`
+	// EventRetention: outbox events (arrivals, expunges, flag changes)
+	// older than this are pruned by the maintenance module. Consumers
+	// (IMAP IDLE pollers, later alerts) read them within seconds.
+	EventRetention Duration `yaml:"event_retention"`
 }
 
 // Log configures logging.
@@ -336,6 +340,7 @@ func Default() Config {
 			CompactEvery:        Duration(time.Hour),
 			CompactDeadFraction: 0.3,
 			LeftGrace:           Duration(30 * 24 * time.Hour),
+			EventRetention:      Duration(7 * 24 * time.Hour),
 		},
 		Log: Log{Level: "info", Format: "text"},
 		Listen: Listen{
@@ -493,6 +498,9 @@ func (c Config) Validate() error {
 	}
 	if c.Store.CompactDeadFraction <= 0 || c.Store.CompactDeadFraction >= 1 {
 		errs = append(errs, fmt.Errorf("store.compact_dead_fraction: %v must be between 0 and 1", c.Store.CompactDeadFraction))
+	}
+	if c.Store.EventRetention < Duration(time.Hour) {
+		errs = append(errs, errors.New("store.event_retention: must be at least 1h"))
 	}
 	if c.Store.CompactEvery < Duration(time.Minute) {
 		errs = append(errs, errors.New("store.compact_every: must be at least 1m"))

@@ -51,8 +51,10 @@ var _ backend.User = (*user)(nil)
 
 func (u *user) Username() string { return u.sess.acct.Address }
 
+// ctx bounds one store call and marks its changes as this session's, so
+// the flag events they produce are not played back to it.
 func (u *user) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(u.sess.s.ctx, queryTimeout)
+	return context.WithTimeout(mailcore.WithOrigin(u.sess.s.ctx, u.sess.origin), queryTimeout)
 }
 
 func (u *user) ListMailboxes(subscribed bool) ([]backend.Mailbox, error) {
@@ -422,7 +424,8 @@ func (m *mailbox) UpdateMessagesFlags(uid bool, set *imap.SeqSet, op imap.FlagsO
 			return sess.protoErr("store", err)
 		}
 	}
-	sess.s.notifyFlags(sess, m.mb.ID, uids)
+	// Other sessions, here and in other processes, hear of the change
+	// from the outbox (an EventFlags row per changed message).
 	return nil
 }
 

@@ -205,3 +205,69 @@ func TestUIDPlus(t *testing.T) {
 }
 
 func itoa(u uint32) string { return strconv.FormatUint(uint64(u), 10) }
+
+// TestFlagsFromElsewhere: a flag change made outside the session — by
+// webmail, or by another govhub process sharing the database (a second
+// Store here) — reaches a session at its next NOOP as FETCH (FLAGS)
+// (RFC 9051 7.5.2), while a session's own STORE is not played back to it.
+func TestFlagsFromElsewhere(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			url := b.URL(t)
+			e := newEnvOn(t, url, nil)
+			for i := 0; i < 3; i++ {
+				e.deliver("m", "a@example.gov", "x")
+			}
+			other := openStore(t, url)
+			a, c := e.dialTLS(), e.dialTLS()
+			a.login()
+			c.login()
+			a.cmd("s", "SELECT INBOX")
+			c.cmd("s", "SELECT INBOX")
+			if _, err := other.StoreFlags(context.Background(), e.inbox.ID, []uint32{2}, mailcore.FlagsAdd, mailcore.FlagSeen|mailcore.FlagFlagged); err != nil {
+				t.Fatal(err)
+			}
+			// a's own change: answered by its STORE, never repeated.
+			if untagged, st := a.cmd("st", "UID STORE 3 +FLAGS.SILENT (\\Answered)"); !strings.HasPrefix(st, "st OK") || len(untagged) != 0 {
+				t.Fatalf("silent store: %q %q", untagged, st)
+			}
+			wantA := map[string]bool{}
+			wantC := map[string]bool{}
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) && (len(wantA) == 0 || len(wantC) < 2) {
+				time.Sleep(100 * time.Millisecond)
+				for _, u := range first(a.cmd("n", "NOOP")) {
+					wantA[u] = true
+				}
+				for _, u := range first(c.cmd("n", "NOOP")) {
+					wantC[u] = true
+				}
+			}
+			seenFlagged := func(m map[string]bool) bool {
+				for u := range m {
+					if strings.HasPrefix(u, "* 2 FETCH") && strings.Contains(u, `\Seen`) && strings.Contains(u, `\Flagged`) {
+						return true
+					}
+				}
+				return false
+			}
+			if !seenFlagged(wantA) || !seenFlagged(wantC) {
+				t.Fatalf("the other store's change did not reach the sessions: a %v, c %v", wantA, wantC)
+			}
+			for u := range wantA {
+				if strings.HasPrefix(u, "* 3 FETCH") {
+					t.Fatalf("a heard its own STORE back: %q", u)
+				}
+			}
+			answered := false
+			for u := range wantC {
+				answered = answered || strings.HasPrefix(u, "* 3 FETCH") && strings.Contains(u, `\Answered`)
+			}
+			if !answered {
+				t.Fatalf("c did not hear a's STORE: %v", wantC)
+			}
+		})
+	}
+}
+
+func first(untagged []string, _ string) []string { return untagged }

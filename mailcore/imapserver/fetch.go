@@ -70,7 +70,6 @@ func (m *mailbox) ListMessages(uid bool, set *imap.SeqSet, items []imap.FetchIte
 		if !hasFlags {
 			items = append(items, imap.FetchFlags)
 		}
-		sess.s.notifyFlags(sess, m.mb.ID, uids)
 	}
 	// Read rows in slices so a 1:* FETCH of a large mailbox streams.
 	for start := 0; start < len(uids); start += 5000 {

@@ -321,23 +321,6 @@ func (s *Server) fanOut(evs []mailcore.Event) {
 	}
 }
 
-// notifyFlags tells the other sessions of this process that have mailboxID
-// selected that flags changed (flag changes are not outbox events, so
-// sessions in other processes see them at their next FETCH).
-func (s *Server) notifyFlags(from *session, mailboxID int64, uids []uint32) {
-	s.mu.Lock()
-	var targets []*session
-	for sess := range s.selected[mailboxID] {
-		if sess != from {
-			targets = append(targets, sess)
-		}
-	}
-	s.mu.Unlock()
-	for _, sess := range targets {
-		sess.notifyFlags(mailboxID, uids)
-	}
-}
-
 func (s *Server) register(sess *session, mailboxID int64) {
 	s.mu.Lock()
 	m := s.selected[mailboxID]

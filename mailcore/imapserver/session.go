@@ -2,7 +2,9 @@ package imapserver
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -24,10 +26,13 @@ import (
 
 // session is one connection's state beyond what go-imap keeps.
 type session struct {
-	s    *Server
-	id   uint64
-	log  *slog.Logger
-	conn imapsrv.Conn // the sessConn wrapper
+	s  *Server
+	id uint64
+	// origin marks this session's changes in the outbox (random, so it
+	// is unique across processes; see mailcore.WithOrigin).
+	origin int64
+	log    *slog.Logger
+	conn   imapsrv.Conn // the sessConn wrapper
 
 	tls      bool
 	remoteIP string
@@ -143,20 +148,14 @@ func (sess *session) notify(evs []mailcore.Event) {
 			} else {
 				sel.pendExp = append(sel.pendExp, e.UID)
 			}
+		case mailcore.EventFlags:
+			if e.Origin == sess.origin {
+				continue // our own STORE: already answered
+			}
+			if len(sel.pendFlags) < maxPending {
+				sel.pendFlags = append(sel.pendFlags, e.UID)
+			}
 		}
-	}
-	sess.kickLocked()
-}
-
-func (sess *session) notifyFlags(mailboxID int64, uids []uint32) {
-	sess.pmu.Lock()
-	defer sess.pmu.Unlock()
-	sel := sess.sel
-	if sel == nil || sel.box.mb.ID != mailboxID {
-		return
-	}
-	if len(sel.pendFlags)+len(uids) <= maxPending {
-		sel.pendFlags = append(sel.pendFlags, uids...)
 	}
 	sess.kickLocked()
 }
@@ -358,7 +357,7 @@ func (e *extension) Capabilities(c imapsrv.Conn) []string { return extCaps }
 
 func (e *extension) NewConn(c imapsrv.Conn) imapsrv.Conn {
 	s := e.s
-	sess := &session{s: s, id: s.connID.Add(1), tls: e.implicitTLS}
+	sess := &session{s: s, id: s.connID.Add(1), tls: e.implicitTLS, origin: newOrigin()}
 	if a, ok := c.Info().RemoteAddr.(*net.TCPAddr); ok {
 		sess.remoteIP = a.IP.String()
 		sess.loopback = a.IP.IsLoopback()
@@ -926,4 +925,13 @@ func readShortLine(c imapsrv.Conn, max int) (string, error) {
 		}
 		line = append(line, r)
 	}
+}
+
+// newOrigin returns a random positive id for a session's changes.
+func newOrigin() int64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("imapserver: no randomness: " + err.Error())
+	}
+	return int64(binary.BigEndian.Uint64(b[:])>>1) | 1
 }
