@@ -288,17 +288,20 @@ func (m *Manager) Resolve(ctx context.Context, id Identity) (Person, error) {
 		mp = Mapping{From: "subject", Key: "mail"}
 	}
 	v := strings.TrimSpace(id.Attr(mp.From))
-	if v == "" {
-		return Person{}, fmt.Errorf("%w: the identity carries no %q", ErrUnknownPerson, mp.From)
+	var p Person
+	var err error
+	switch {
+	case v == "":
+		err = fmt.Errorf("%w: the identity carries no %q", ErrUnknownPerson, mp.From)
+	case id.Method == "oidc" && mp.From == "email" && id.Attr("email_verified") != "true":
+		// An OpenID provider vouches for an email address only when it
+		// says it verified it (email_verified true): matching on any
+		// other would let anyone who can type a colleague's address into
+		// their profile sign in as them.
+		err = fmt.Errorf("%w: the provider has not said it verified the email address (email_verified)", ErrUnknownPerson)
+	default:
+		p, err = m.people.Find(ctx, mp.Key, v)
 	}
-	// An OpenID provider that says it has not verified the address
-	// (email_verified false) does not vouch for it: matching on it would
-	// let anyone who can type a colleague's address into their profile
-	// sign in as them.
-	if mp.From == "email" && len(id.Attributes["email_verified"]) > 0 && id.Attr("email_verified") != "true" {
-		return Person{}, fmt.Errorf("%w: the provider has not verified the email address", ErrUnknownPerson)
-	}
-	p, err := m.people.Find(ctx, mp.Key, v)
 	if errors.Is(err, ErrUnknownPerson) && mp.JIT {
 		if pc, ok := m.people.(PersonCreator); ok {
 			p, err = pc.CreateFromIdentity(ctx, id)

@@ -200,7 +200,9 @@ func TestSAMLReplayAcrossProcesses(t *testing.T) {
 // another domain gets the "unknown person" page and no account.
 func TestSAMLJustInTime(t *testing.T) {
 	dir := t.TempDir()
-	s := newSAMLSetup(t, dir, "", false, "      mapping: {from: subject, key: mail, jit: true}\n")
+	// Mapped by employee number, which these IdP users do not carry: every
+	// sign-in goes through just-in-time creation.
+	s := newSAMLSetup(t, dir, "", false, "      mapping: {from: employeeNumber, key: employee_no, jit: true}\n")
 	data := filepath.Join(dir, "data")
 	if _, errs, code := run(t, "", "--config", s.cfgPath, "--data", data, "user", "add", "it@gov.example"); code != 0 {
 		t.Fatalf("user add: %s", errs)
@@ -217,6 +219,13 @@ func TestSAMLJustInTime(t *testing.T) {
 	resp, body = s.idp.SignIn(t, browser(t), s.public+"/sso/saml/portal/login", "outsider", "pw-2")
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, `data-reason="error_unknown"`) {
 		t.Fatalf("foreign domain: %s %.300s", resp.Status, body)
+	}
+	// An identity claiming an address that already has a mailbox is not
+	// given that mailbox.
+	s.idp.AddUser(t, "imposter", "pw-3", "it@gov.example")
+	resp, body = s.idp.SignIn(t, browser(t), s.public+"/sso/saml/portal/login?relay=/me", "imposter", "pw-3")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, `data-reason="error_unknown"`) {
+		t.Fatalf("jit onto an existing mailbox: %s %.300s", resp.Status, body)
 	}
 	out, _, _ := run(t, "", "--config", s.cfgPath, "--data", data, "user", "list")
 	if !strings.Contains(out, "newbie@gov.example") || strings.Contains(out, "elsewhere.example") {

@@ -159,8 +159,17 @@ var _ sso.PersonCreator = (*people)(nil)
 // domain govhub already serves, so an IdP cannot make govhub take on new
 // domains. The directory learns about the person at its next sync.
 func (p *people) CreateFromIdentity(ctx context.Context, id sso.Identity) (sso.Person, error) {
+	candidates := []string{id.Attr("mail"), id.Attr("email"), id.Subject}
+	if id.Method == "oidc" {
+		// An OpenID provider vouches for an email only when it says it
+		// verified it; sub is an opaque id, never an address.
+		candidates = nil
+		if id.Attr("email_verified") == "true" {
+			candidates = []string{id.Attr("email")}
+		}
+	}
 	var addr string
-	for _, v := range []string{id.Attr("mail"), id.Attr("email"), id.Subject} {
+	for _, v := range candidates {
 		if a, err := mailcore.NormalizeAddress(v); err == nil {
 			addr = a
 			break
@@ -182,7 +191,9 @@ func (p *people) CreateFromIdentity(ctx context.Context, id sso.Identity) (sso.P
 	}
 	acct, err := p.store.CreateAccount(ctx, mailcore.NewAccount{Address: addr, DisplayName: name})
 	if errors.Is(err, mailcore.ErrExists) {
-		return p.accountOnly(ctx, addr)
+		// Only ever create: an identity that did not map to this mailbox
+		// must not be handed it because it claims the address.
+		return sso.Person{}, fmt.Errorf("%w: %s already has a mailbox this identity is not mapped to", sso.ErrUnknownPerson, addr)
 	}
 	if err != nil {
 		return sso.Person{}, err
