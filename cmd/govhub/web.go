@@ -202,11 +202,13 @@ func (p *people) CreateFromIdentity(ctx context.Context, id sso.Identity) (sso.P
 }
 
 // passwordLogin lets the sign-in page's password form use the same
-// authenticator as IMAP and SMTP (delays, lockouts, app passwords).
+// authenticator as IMAP and SMTP (delays and lockouts shared), with the
+// account's own password only: app passwords are for desktop clients and
+// must not open a web session around the IdP.
 type passwordLogin struct{ auth *auth.Authenticator }
 
 func (p passwordLogin) CheckPassword(ctx context.Context, user, pass, ip string) (string, error) {
-	acct, err := p.auth.Authenticate(ctx, user, pass, ip)
+	acct, err := p.auth.AuthenticateOwn(ctx, user, pass, ip)
 	if err != nil {
 		return "", err
 	}

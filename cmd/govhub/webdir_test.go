@@ -152,6 +152,11 @@ except imaplib.IMAP4.error as e:
 	if out := imapLogin(created.Secret); !strings.Contains(out, "login ok") {
 		t.Fatalf("IMAP with the app password: %s", out)
 	}
+	// ... and not for the web: an app password opens no web session.
+	code, _, _ = fetch(t, browser(t), "POST", web+"/login", url.Values{"username": {me.Email}, "password": {created.Secret}})
+	if code != http.StatusUnauthorized {
+		t.Fatalf("web sign-in with an app password: %d", code)
+	}
 	code, _, _ = api(t, c, "DELETE", web+"/api/v1/app-passwords/"+itoa(created.AppPassword.ID), csrf, "", nil)
 	if code/100 != 2 {
 		t.Fatalf("revoke: %d", code)

@@ -56,6 +56,16 @@ func TestAlternatives(t *testing.T) {
 			if _, err := a.Authenticate(ctx, "li.si@example.gov.cn", "abcd-efgh-jkmn-pqrs", "10.0.0.1"); !errors.Is(err, auth.ErrInvalidCredentials) {
 				t.Fatalf("disabled account with app password: %v", err)
 			}
+			// The web form's check takes the account's own password only.
+			if _, err := a.AuthenticateOwn(ctx, "sso.only@example.gov.cn", "abcd-efgh-jkmn-pqrs", "10.0.0.1"); !errors.Is(err, auth.ErrInvalidCredentials) {
+				t.Fatalf("app password accepted by AuthenticateOwn: %v", err)
+			}
+			if _, err := a.AuthenticateOwn(ctx, "sso.only@example.gov.cn", "ldap-pw", "10.0.0.1"); !errors.Is(err, auth.ErrInvalidCredentials) {
+				t.Fatalf("directory password accepted by AuthenticateOwn: %v", err)
+			}
+			if _, err := a.AuthenticateOwn(ctx, "zhang.san@example.gov.cn", "correct horse", "10.0.0.2"); err != nil {
+				t.Fatalf("own password refused by AuthenticateOwn: %v", err)
+			}
 			// The account's own password still works beside them.
 			if _, err := a.Authenticate(ctx, "zhang.san@example.gov.cn", "correct horse", "10.0.0.2"); err != nil {
 				t.Fatal(err)

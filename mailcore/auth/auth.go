@@ -147,6 +147,19 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // ErrLockedOut, or a wrapped internal error (database down) that a protocol
 // server answers as a temporary failure.
 func (a *Authenticator) Authenticate(ctx context.Context, username, password, remoteIP string) (mailcore.Account, error) {
+	return a.authenticate(ctx, username, password, remoteIP, true)
+}
+
+// AuthenticateOwn is Authenticate with the account's own password only:
+// no app password, no directory bind. The web sign-in form uses it, so a
+// password made for a desktop client (or the directory password, when IT
+// has SSO in front of the web) cannot open a web session past the IdP.
+// Delays and lockouts are the same, and shared.
+func (a *Authenticator) AuthenticateOwn(ctx context.Context, username, password, remoteIP string) (mailcore.Account, error) {
+	return a.authenticate(ctx, username, password, remoteIP, false)
+}
+
+func (a *Authenticator) authenticate(ctx context.Context, username, password, remoteIP string, alternatives bool) (mailcore.Account, error) {
 	now := a.opts.Now()
 	a.maybePrune(ctx, now)
 	name := strings.ToLower(strings.TrimSpace(username))
@@ -206,7 +219,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, username, password, re
 	case !ok:
 		reason = "wrong password"
 	}
-	if found && reason != "" {
+	if found && reason != "" && alternatives {
 		// The account's own password did not do it: an app password or a
 		// directory bind may.
 		alt, err := a.alternatives(ctx, acct, password)
