@@ -99,6 +99,10 @@ type Mail interface {
 	Raw(ctx context.Context, u User, folderID int64, uid uint32) ([]byte, error)
 	// Part returns one attachment or inline part, decoded.
 	Part(ctx context.Context, u User, folderID int64, uid uint32, partID string) (Part, []byte, error)
+	// PartsData returns the decoded data of several parts in one reading
+	// of the message (inline images of an HTML body), stopping once
+	// maxTotal bytes are collected; parts not found are absent from the map.
+	PartsData(ctx context.Context, u User, folderID int64, uid uint32, partIDs []string, maxTotal int) (map[string][]byte, error)
 	// Act applies one action to messages of one folder; Move needs target.
 	Act(ctx context.Context, u User, folderID int64, uids []uint32, a Action, target int64) error
 	CreateFolder(ctx context.Context, u User, name string) (Folder, error)

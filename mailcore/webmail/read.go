@@ -350,6 +350,48 @@ func (s *Service) Part(ctx context.Context, u User, folderID int64, uid uint32, 
 	return part, data, nil
 }
 
+// PartsData implements Mail: one walk of the message for all of partIDs
+// (a message with hundreds of inline images is read once, not once per
+// image), stopping at maxTotal bytes.
+func (s *Service) PartsData(ctx context.Context, u User, folderID int64, uid uint32, partIDs []string, maxTotal int) (map[string][]byte, error) {
+	raw, err := s.Raw(ctx, u, folderID, uid)
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, id := range partIDs {
+		want[id] = true
+	}
+	out := map[string][]byte{}
+	e, _ := message.Read(bytes.NewReader(raw))
+	if e == nil || len(want) == 0 {
+		return out, nil
+	}
+	total := 0
+	err = walk(e, func(l *leaf) error {
+		if !want[l.path] {
+			return nil
+		}
+		data, err := io.ReadAll(io.LimitReader(l.e.Body, int64(maxTotal-total)+1))
+		if err != nil {
+			return err
+		}
+		if total+len(data) > maxTotal {
+			return errStop
+		}
+		total += len(data)
+		out[l.path] = data
+		if len(out) == len(want) {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, fmt.Errorf("webmail: read parts: %w", err)
+	}
+	return out, nil
+}
+
 // Sanitising HTML mail.
 //
 // bluemonday's UGC policy (no script, style elements, event handlers,

@@ -263,6 +263,24 @@ func (m *fakeMail) Part(ctx context.Context, u webmail.User, folderID int64, uid
 	return webmail.Part{}, nil, mailcore.ErrNotFound
 }
 
+func (m *fakeMail) PartsData(ctx context.Context, u webmail.User, folderID int64, uid uint32, ids []string, maxTotal int) (map[string][]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	msg := m.find(folderID, uid)
+	if msg == nil {
+		return nil, mailcore.ErrNotFound
+	}
+	out := map[string][]byte{}
+	total := 0
+	for _, id := range ids {
+		if d, ok := msg.parts[id]; ok && total+len(d) <= maxTotal {
+			out[id] = d
+			total += len(d)
+		}
+	}
+	return out, nil
+}
+
 func (m *fakeMail) Act(ctx context.Context, u webmail.User, folderID int64, uids []uint32, a webmail.Action, target int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

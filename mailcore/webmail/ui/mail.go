@@ -531,13 +531,15 @@ func (h *handler) body(w http.ResponseWriter, r *http.Request, q *req) {
 // SameSite session cookie: a cid: image pointed at the part URL would not
 // load. Limits keep one body answer bounded.
 const (
-	maxInlineImage = 2 << 20
-	maxInlineTotal = 10 << 20
+	maxInlineImage  = 2 << 20
+	maxInlineTotal  = 10 << 20
+	maxInlineImages = 50
 )
 
 func (h *handler) inlineImages(r *http.Request, q *req, folder int64, uid uint32, v webmail.View) string {
 	out := v.HTML
-	total := 0
+	type img struct{ id, mt, url string }
+	var imgs []img
 	for _, p := range v.Parts {
 		mt, _, err := mime.ParseMediaType(p.ContentType)
 		if err != nil || !strings.HasPrefix(mt, "image/") || mt == "image/svg+xml" || p.Size > maxInlineImage {
@@ -547,12 +549,30 @@ func (h *handler) inlineImages(r *http.Request, q *req, folder int64, uid uint32
 		if !strings.Contains(out, u) {
 			continue
 		}
-		_, data, err := h.mail.Part(r.Context(), q.u, folder, uid, p.ID)
-		if err != nil || len(data) > maxInlineImage || total+len(data) > maxInlineTotal {
+		// Bounded before anything is decoded: a message may name
+		// hundreds of tiny images to make every opening expensive.
+		if len(imgs) == maxInlineImages {
+			break
+		}
+		imgs = append(imgs, img{p.ID, mt, u})
+	}
+	if len(imgs) == 0 {
+		return out
+	}
+	ids := make([]string, len(imgs))
+	for i, im := range imgs {
+		ids[i] = im.id
+	}
+	data, err := h.mail.PartsData(r.Context(), q.u, folder, uid, ids, maxInlineTotal)
+	if err != nil {
+		return out
+	}
+	for _, im := range imgs {
+		d, ok := data[im.id]
+		if !ok || len(d) > maxInlineImage {
 			continue
 		}
-		total += len(data)
-		out = strings.ReplaceAll(out, u, `"data:`+mt+`;base64,`+base64.StdEncoding.EncodeToString(data)+`"`)
+		out = strings.ReplaceAll(out, im.url, `"data:`+im.mt+`;base64,`+base64.StdEncoding.EncodeToString(d)+`"`)
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package ui
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"mime/multipart"
@@ -418,6 +419,26 @@ func TestInlineImagesEmbedded(t *testing.T) {
 	// Inline parts shown in the body are not listed as attachments.
 	if view := e.get("/mail/1/2").Body.String(); strings.Contains(view, "/parts/1.2") {
 		t.Error("inline image listed as an attachment")
+	}
+}
+
+// TestInlineImagesBounded: a message naming hundreds of inline images
+// gets at most maxInlineImages embedded, all read in one PartsData call.
+func TestInlineImagesBounded(t *testing.T) {
+	e := newEnv(t, Options{})
+	msg := e.mail.find(inboxID, 2)
+	var html strings.Builder
+	msg.view.Parts = nil
+	for i := range 300 {
+		id := fmt.Sprintf("1.%d", i+2)
+		fmt.Fprintf(&html, `<img src="%s">`, webmail.PartURL(inboxID, 2, id))
+		msg.view.Parts = append(msg.view.Parts, webmail.Part{ID: id, ContentType: "image/gif", Size: 6, Inline: true})
+		msg.parts[id] = []byte("GIF89a")
+	}
+	msg.view.HTML = html.String()
+	body := e.get("/mail/1/2/body").Body.String()
+	if n := strings.Count(body, "data:image/gif;base64,"); n != maxInlineImages {
+		t.Fatalf("%d images embedded, want %d", n, maxInlineImages)
 	}
 }
 
