@@ -463,11 +463,21 @@ func (s *Service) forwardedParts(ctx context.Context, u User, folderID int64, ui
 		return nil, err
 	}
 	p := parse(raw)
+	ids := make([]string, len(p.parts))
+	for i, pt := range p.parts {
+		ids[i] = pt.ID
+	}
+	// One reading of the original for all its parts, bounded by what a
+	// message may carry anyway.
+	datas, err := s.PartsData(ctx, u, folderID, uid, ids, int(s.cfg.MaxMessageSize))
+	if err != nil {
+		return nil, err
+	}
 	var out []Upload
 	for _, pt := range p.parts {
-		_, data, err := s.Part(ctx, u, folderID, uid, pt.ID)
-		if err != nil {
-			return nil, err
+		data, ok := datas[pt.ID]
+		if !ok {
+			return nil, fmt.Errorf("%w: the forwarded message's attachments are larger than a message may be", ErrInvalid)
 		}
 		name := pt.Name
 		if name == "" {

@@ -352,7 +352,8 @@ func (s *Service) Part(ctx context.Context, u User, folderID int64, uid uint32, 
 
 // PartsData implements Mail: one walk of the message for all of partIDs
 // (a message with hundreds of inline images is read once, not once per
-// image), stopping at maxTotal bytes.
+// image), stopping at maxTotal bytes. Text parts are UTF-8, as Part gives
+// them.
 func (s *Service) PartsData(ctx context.Context, u User, folderID int64, uid uint32, partIDs []string, maxTotal int) (map[string][]byte, error) {
 	raw, err := s.Raw(ctx, u, folderID, uid)
 	if err != nil {
@@ -380,6 +381,9 @@ func (s *Service) PartsData(ctx context.Context, u User, folderID int64, uid uin
 			return errStop
 		}
 		total += len(data)
+		if strings.HasPrefix(l.ct, "text/") {
+			data = []byte(toUTF8(data)) // as Part gives it
+		}
 		out[l.path] = data
 		if len(out) == len(want) {
 			return errStop
