@@ -2,6 +2,7 @@ package sso
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"html/template"
 	"net/http"
@@ -46,6 +47,9 @@ func (m *Manager) Handler(opts HandlerOptions) http.Handler {
 		}
 		relay := SafeRelay(r.URL.Query().Get("relay"))
 		data := loginData{Relay: relay, Password: opts.Password != nil}
+		if data.Password {
+			data.LoginCSRF = m.loginCSRF(w, r)
+		}
 		for _, p := range provs {
 			label := p.Name()
 			if d, ok := p.(Describer); ok {
@@ -68,19 +72,24 @@ func (m *Manager) Handler(opts HandlerOptions) http.Handler {
 		relay := r.PostFormValue("relay")
 		// A login form is a state-changing request without a session:
 		// refuse it when the browser says it comes from another site.
-		if !m.SameOrigin(r) {
-			http.Error(w, "cross-site sign-in refused", http.StatusForbidden)
+		// Sign-in CSRF (an attacker's page signing the victim in as the
+		// attacker): the form's token must equal the cookie GET /login set
+		// (double submit; no session exists yet to hold one), and the
+		// browser, where it says, must be on this site.
+		if !m.SameOrigin(r) || !m.checkLoginCSRF(r) {
+			http.Error(w, "sign-in refused: reload the sign-in page and try again", http.StatusForbidden)
 			return
 		}
 		id := Identity{Method: "password", Subject: user}
+		again := loginData{Relay: SafeRelay(relay), Password: true, Error: "error_password", LoginCSRF: m.loginCSRF(w, r)}
 		if user == "" || pass == "" {
-			m.render(w, r, http.StatusUnauthorized, "login", loginData{Relay: SafeRelay(relay), Password: true, Error: "error_password"})
+			m.render(w, r, http.StatusUnauthorized, "login", again)
 			return
 		}
 		addr, err := opts.Password.CheckPassword(r.Context(), user, pass, clientIP(r))
 		if err != nil {
 			m.audit(r.Context(), r, "signin_failed", 0, user, "password", "", "wrong password or locked")
-			m.render(w, r, http.StatusUnauthorized, "login", loginData{Relay: SafeRelay(relay), Password: true, Error: "error_password"})
+			m.render(w, r, http.StatusUnauthorized, "login", again)
 			return
 		}
 		id.Subject = addr
@@ -165,6 +174,29 @@ type loginData struct {
 	Providers []loginButton
 	Password  bool
 	Error     string // a catalogue key
+	LoginCSRF string // the password form's token (see loginCSRF)
+}
+
+// loginCSRFCookie holds the password form's double-submit token.
+const loginCSRFCookie = "govhub_login_csrf"
+
+// loginCSRF returns the browser's sign-in form token, setting the cookie
+// when it has none. SameSite=Strict: a cross-site page cannot make the
+// browser send it.
+func (m *Manager) loginCSRF(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(loginCSRFCookie); err == nil && len(c.Value) == 43 {
+		return c.Value
+	}
+	tok := NewToken()
+	http.SetCookie(w, &http.Cookie{Name: loginCSRFCookie, Value: tok, Path: "/login", HttpOnly: true,
+		Secure: !m.cfg.Insecure, SameSite: http.SameSiteStrictMode, MaxAge: 3600})
+	return tok
+}
+
+func (m *Manager) checkLoginCSRF(r *http.Request) bool {
+	c, err := r.Cookie(loginCSRFCookie)
+	got := r.PostFormValue("login_csrf")
+	return err == nil && len(c.Value) == 43 && subtle.ConstantTimeCompare([]byte(c.Value), []byte(got)) == 1
 }
 
 // Lang picks the page language: ?lang= (the page's language links), then
@@ -247,7 +279,7 @@ input{display:block;width:100%;box-sizing:border-box;padding:.6rem;margin:.2rem 
 {{if .SignedOut}}<p class="note">{{t .Lang "signed_out"}}</p>{{end}}
 {{range .Data.Providers}}<a class="btn" href="{{.Path}}">{{tf $.Lang "signin_with" .Label}}</a>{{end}}
 {{if .Data.Password}}{{if .Data.Providers}}<p>{{t .Lang "or"}}</p>{{end}}
-<form method="post" action="/login"><input type="hidden" name="relay" value="{{.Data.Relay}}">
+<form method="post" action="/login"><input type="hidden" name="relay" value="{{.Data.Relay}}"><input type="hidden" name="login_csrf" value="{{.Data.LoginCSRF}}">
 <label>{{t .Lang "username"}}<input name="username" type="email" autocomplete="username" required></label>
 <label>{{t .Lang "password"}}<input name="password" type="password" autocomplete="current-password" required></label>
 <button type="submit">{{t .Lang "signin"}}</button></form>{{end}}

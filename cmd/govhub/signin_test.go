@@ -44,6 +44,19 @@ func fetch(t *testing.T, c *http.Client, method, u string, form url.Values) (int
 	return resp.StatusCode, string(b), resp
 }
 
+// passwordSignIn fills the sign-in page's password form as a browser
+// does: GET /login (which sets the form's CSRF cookie), then POST with
+// the page's token.
+func passwordSignIn(t *testing.T, c *http.Client, web, user, pass, relay string) (int, string, *http.Response) {
+	t.Helper()
+	_, page, _ := fetch(t, c, "GET", web+"/login", nil)
+	tok := between(page, `name="login_csrf" value="`, `"`)
+	if tok == "" {
+		t.Fatalf("sign-in page has no login_csrf token:\n%s", page)
+	}
+	return fetch(t, c, "POST", web+"/login", url.Values{"username": {user}, "password": {pass}, "relay": {relay}, "login_csrf": {tok}})
+}
+
 // TestSignInAffairsLink: the affairs link opens govhub with a one-time
 // code; govhub exchanges it through the affairs-link peer for the user id,
 // finds the synced person by that anchor and lands them signed in on the
@@ -132,15 +145,19 @@ sso:
 	// Password form; then the SSO browser signs in by password too and gets
 	// a new token.
 	c3 := browser(t)
-	code, body, resp = fetch(t, c3, "POST", web+"/login", url.Values{"username": {"clerk@gov.example.cn"}, "password": {"pw-for-the-form"}, "relay": {"/me"}})
+	// Without the form's token (a cross-site page posting the form): refused.
+	if code, _, _ := fetch(t, c3, "POST", web+"/login", url.Values{"username": {"clerk@gov.example.cn"}, "password": {"pw-for-the-form"}}); code != http.StatusForbidden {
+		t.Fatalf("sign-in without the form token: %d", code)
+	}
+	code, body, resp = passwordSignIn(t, c3, web, "clerk@gov.example.cn", "pw-for-the-form", "/me")
 	if code != 200 || resp.Request.URL.Path != "/me" || !strings.Contains(body, "clerk@gov.example.cn") {
 		t.Fatalf("password sign-in: %d %s %s", code, resp.Request.URL, body)
 	}
-	code, body, _ = fetch(t, c3, "POST", web+"/login", url.Values{"username": {"clerk@gov.example.cn"}, "password": {"wrong"}})
+	code, body, _ = passwordSignIn(t, c3, web, "clerk@gov.example.cn", "wrong", "")
 	if code != 401 || !strings.Contains(body, "不正确") {
 		t.Fatalf("wrong password: %d %s", code, body)
 	}
-	fetch(t, c, "POST", web+"/login", url.Values{"username": {"clerk@gov.example.cn"}, "password": {"pw-for-the-form"}})
+	passwordSignIn(t, c, web, "clerk@gov.example.cn", "pw-for-the-form", "")
 	for _, k := range c.Jar.Cookies(webURL) {
 		if k.Name == "govhub_session" && (k.Value == ssoToken || ssoToken == "") {
 			t.Fatal("session token unchanged across sign-in")

@@ -153,7 +153,7 @@ except imaplib.IMAP4.error as e:
 		t.Fatalf("IMAP with the app password: %s", out)
 	}
 	// ... and not for the web: an app password opens no web session.
-	code, _, _ = fetch(t, browser(t), "POST", web+"/login", url.Values{"username": {me.Email}, "password": {created.Secret}})
+	code, _, _ = passwordSignIn(t, browser(t), web, me.Email, created.Secret, "")
 	if code != http.StatusUnauthorized {
 		t.Fatalf("web sign-in with an app password: %d", code)
 	}
