@@ -196,6 +196,8 @@ func (s *Store) PersonCard(ctx context.Context, id int64) (*PersonView, error) {
 //	GET /departments          the department tree
 //	GET /people?q=&dept=&limit=  search (q), or a department's people (dept)
 //	GET /people/{id}          one contact card
+//	GET /groups?q=&limit=     groups (all that have not left, or those matching q)
+//	GET /groups/{id}          one group card: its people (nested groups flattened) and direct subgroups
 //
 // It does no authentication: cmd/govhub mounts it behind the webmail
 // session check (everyone signed in may read the address book). Errors are
@@ -264,7 +266,109 @@ func AddressBookHandler(s *Store) http.Handler {
 		}
 		writeJSON(w, card)
 	})
+	mux.HandleFunc("GET /groups", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		limit := 50
+		if v := q.Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				jsonError(w, http.StatusBadRequest, "bad limit")
+				return
+			}
+			limit = min(n, MaxSearchLimit)
+		}
+		gs, err := s.SearchGroups(r.Context(), q.Get("q"), limit)
+		if err != nil {
+			jsonError(w, http.StatusInternalServerError, "internal error")
+			return
+		}
+		out := make([]GroupView, len(gs))
+		for i := range gs {
+			out[i] = groupView(&gs[i])
+		}
+		writeJSON(w, map[string]any{"groups": out})
+	})
+	mux.HandleFunc("GET /groups/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil || id <= 0 {
+			jsonError(w, http.StatusNotFound, "not found")
+			return
+		}
+		card, err := s.GroupCard(r.Context(), id)
+		if errors.Is(err, ErrNotFound) {
+			jsonError(w, http.StatusNotFound, "not found")
+			return
+		}
+		if err != nil {
+			jsonError(w, http.StatusInternalServerError, "internal error")
+			return
+		}
+		writeJSON(w, card)
+	})
 	return mux
+}
+
+// GroupView is a group as the address book shows it.
+type GroupView struct {
+	ID          int64  `json:"id"`
+	Name        string `json:"name"`
+	Pinyin      string `json:"pinyin"`
+	Description string `json:"description,omitempty"`
+	Mail        string `json:"mail,omitempty"`
+	Status      string `json:"status"`
+}
+
+// GroupCard is one group with its members: People are everyone in it,
+// nested groups flattened (each once, whoever left not shown), Subgroups
+// its direct nested groups that have not left.
+type GroupCard struct {
+	GroupView
+	People    []PersonView `json:"people"`
+	Subgroups []GroupView  `json:"subgroups"`
+}
+
+func groupView(g *GroupRecord) GroupView {
+	full, _ := Pinyin(g.Name)
+	return GroupView{ID: g.ID, Name: g.Name, Pinyin: full, Description: g.Description, Mail: g.Mail, Status: g.Status}
+}
+
+// GroupCard returns one group's card. Groups that left are ErrNotFound.
+func (s *Store) GroupCard(ctx context.Context, id int64) (*GroupCard, error) {
+	g, err := s.Group(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if g.Status == StatusLeft {
+		return nil, ErrNotFound
+	}
+	card := &GroupCard{GroupView: groupView(g), People: []PersonView{}, Subgroups: []GroupView{}}
+	if g.Status == StatusActive {
+		people, err := s.GroupPeople(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		rows := make([]personRow, len(people))
+		for i, p := range people {
+			rows[i] = personRow{ID: p.ID, DisplayName: p.DisplayName, PinyinFull: p.PinyinFull, PinyinInitials: p.PinyinInitials, Title: p.Title, Rank: p.Rank,
+				OfficePhone: p.OfficePhone, Mobile: p.Mobile, Mail: p.Mail, Status: p.Status}
+		}
+		if card.People, err = s.views(ctx, rows); err != nil {
+			return nil, err
+		}
+	}
+	for _, sid := range g.Subgroups {
+		sg, err := s.Group(ctx, sid)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if sg.Status != StatusLeft {
+			card.Subgroups = append(card.Subgroups, groupView(sg))
+		}
+	}
+	return card, nil
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -1,11 +1,11 @@
 // Package directory owns the organisation chart and the address book:
-// departments as a tree, people with their department memberships, their
-// anchors (the immutable id each peer gives them), the bidirectional sync
+// departments as a tree, people with their department memberships, groups
+// of people and nested groups, their anchors (the immutable id each peer gives them), the bidirectional sync
 // engine with per-field ownership, conflicts, deletion thresholds, dry runs
 // and run history, the cron schedules that drive it, provisioning of mail
 // accounts from people, and the address-book queries (pinyin included).
 //
-// It declares the Peer and PeerWriter interfaces (peer.go) that
+// It declares the Peer, PeerWriter and PeerCreator interfaces (peer.go) that
 // adapters/ldap and adapters/affairslink implement, and a Provisioner it
 // needs from the mail core; cmd/govhub wires them. It imports no adapter
 // and no other domain.
@@ -16,7 +16,9 @@
 // text for SQLite and PostgreSQL. A person's ID is the stable govhub id.
 // Nothing is ever deleted by a sync: people who leave keep their row with
 // status "left" and left_at; departments a peer removes get status "left"
-// and drop out of the tree.
+// and drop out of the tree. Groups (dir_groups, dir_group_members,
+// migration 00009) keep direct members only; nested groups are flattened
+// when read, with cycle protection (group.go).
 //
 // # Sync
 //
@@ -50,7 +52,13 @@
 // on a peer configured writable (Config.Writable) and implementing
 // PeerWriter are written back after the commit, including govhub-side edits
 // the peer did not report in a delta; a failed write-back is a per-object
-// error and is retried by the next run.
+// error and is retried by the next run. A full run of such a peer that is
+// also a PeerCreator creates there the active people it has no anchor for
+// (push.go), with the fields that peer does not own.
+//
+// Groups (KindGroup entries, groupsync.go) are planned after people, their
+// members named by anchors of the same peer; an unknown member is a
+// per-object error, never fatal. Ownership keys are GroupFieldNames.
 //
 // Broken entries (Entry.Err, no display name, no mail when RequireMail,
 // malformed or duplicate mail, unknown status, a missing parent or
@@ -64,7 +72,8 @@
 // (ProvisionAll reconciles everyone). Quota comes from Config.QuotaByRank,
 // else Config.DefaultQuota (1 GiB). Access by status (active, disabled,
 // left with its grace period from LeftAt) is the mail core's to enforce.
-// Store.DepartmentMembers expands a department's distribution address.
+// Store.DepartmentMembers expands a department's distribution address,
+// Store.GroupMemberMails a group's.
 //
 // # Address book
 //

@@ -46,6 +46,8 @@ func DefaultOwnership() map[string]string {
 		FieldDepartment: "ldap",
 		"mail":          Govhub,
 		"mobile":        "affairslink",
+		// Groups come from LDAP (groupOfNames); the affairs link has none.
+		"group_name": "ldap", "group_description": "ldap", "group_mail": "ldap", "group_members": "ldap", "group_status": "ldap",
 	}
 }
 
@@ -62,7 +64,9 @@ type Config struct {
 	// RequireMail makes a person without a mail address a broken entry.
 	RequireMail bool
 	// Writable lists the peers configured writable: govhub-owned fields
-	// that differ on them are written back (they must be PeerWriters).
+	// that differ on them are written back (they must be PeerWriters),
+	// and, in a full run, people active in govhub that such a peer has no
+	// entry for are created there (when it is a PeerCreator).
 	Writable map[string]bool
 	// MaxDeletions and MaxDeletionFraction bound what one run may remove
 	// (the smaller wins); defaults 500 and 0.05.
@@ -94,10 +98,12 @@ type RunOptions struct {
 
 // Change is one change a run made (or, dry, would make).
 type Change struct {
-	Kind string `json:"kind"` // "department" or "person"
+	Kind string `json:"kind"` // "department", "person" or "group"
 	// Action: create, update, link (a first contact matched by key),
 	// leave (marked left / disabled because the peer removed it), unlink
 	// (the peer removed it but does not own status), write-back, provision.
+	// A create whose Target is the peer is a push: a person govhub has
+	// and the writable peer had not, created there.
 	Action string `json:"action"`
 	// Target is the side changed: Govhub, the peer's name (write-back) or
 	// "mail" (provisioning).
@@ -130,20 +136,22 @@ type Conflict struct {
 
 // Report is what a run did.
 type Report struct {
-	RunID       int64         `json:"run_id"`
-	Peer        string        `json:"peer"`
-	Kind        string        `json:"kind"` // "full" or "delta"
-	DryRun      bool          `json:"dry_run"`
-	Started     time.Time     `json:"started"`
-	Finished    time.Time     `json:"finished"`
-	Seen        int           `json:"seen"`
-	Created     int           `json:"created"`
-	Updated     int           `json:"updated"`
-	Removed     int           `json:"removed"`
-	WrittenBack int           `json:"written_back"`
-	Changes     []Change      `json:"changes"`
-	Errors      []ObjectError `json:"errors"`
-	Conflicts   []Conflict    `json:"conflicts"`
+	RunID       int64     `json:"run_id"`
+	Peer        string    `json:"peer"`
+	Kind        string    `json:"kind"` // "full" or "delta"
+	DryRun      bool      `json:"dry_run"`
+	Started     time.Time `json:"started"`
+	Finished    time.Time `json:"finished"`
+	Seen        int       `json:"seen"`
+	Created     int       `json:"created"`
+	Updated     int       `json:"updated"`
+	Removed     int       `json:"removed"`
+	WrittenBack int       `json:"written_back"`
+	// CreatedInPeer counts the people created in the peer (push).
+	CreatedInPeer int           `json:"created_in_peer"`
+	Changes       []Change      `json:"changes"`
+	Errors        []ObjectError `json:"errors"`
+	Conflicts     []Conflict    `json:"conflicts"`
 }
 
 // Changed is how many changes the run made.
@@ -265,8 +273,25 @@ type run struct {
 	dirtySnaps   map[anchorKey]string // encoded snapshots to store
 	writebacks   []writeback
 	provision    map[int64]bool
-	seen         map[anchorKey]bool
-	removals     int
+
+	// Groups: the chart's groups, those this run creates (temp ids) and
+	// changes, and the group mail index.
+	groups            map[int64]*GroupRecord
+	newGroups         []int64
+	dirtyGroup        map[int64]bool
+	dirtyGroupMembers map[int64]bool
+	groupMail         map[string]int64
+	// pushes are the people to create in the peer after the commit;
+	// unlinked the people whose anchor this run dropped (never pushed
+	// back in the same run).
+	pushes   []push
+	unlinked map[int64]bool
+	// peerKeys are the match-key values of every person entry the peer
+	// reported this run, broken ones included: nobody with such a key is
+	// pushed (the peer has them, even if govhub could not take them).
+	peerKeys map[string]bool
+	seen     map[anchorKey]bool
+	removals int
 
 	// phases are the wall times of the run's steps, for the log.
 	phases []any
@@ -312,8 +337,11 @@ type objRef struct {
 func objKey(kind EntryKind, id int64) objRef { return objRef{kind, id} }
 
 func kindName(k EntryKind) string {
-	if k == KindDepartment {
+	switch k {
+	case KindDepartment:
 		return "department"
+	case KindGroup:
+		return "group"
 	}
 	return "person"
 }
@@ -545,9 +573,10 @@ func (r *run) load(ctx context.Context) error {
 		return fmt.Errorf("directory: generation: %w", err)
 	}
 	rep := r.rep
-	rep.Seen, rep.Created, rep.Updated, rep.Removed, rep.WrittenBack = 0, 0, 0, 0, 0
+	rep.Seen, rep.Created, rep.Updated, rep.Removed, rep.WrittenBack, rep.CreatedInPeer = 0, 0, 0, 0, 0, 0
 	rep.Changes, rep.Errors, rep.Conflicts = []Change{}, []ObjectError{}, []Conflict{}
 	r.nextTemp, r.newDepts, r.newPeople, r.writebacks, r.removals = 0, nil, nil, nil, 0
+	r.newGroups, r.pushes = nil, nil
 	// This peer's anchors load while the people do (two connections).
 	anchorsDone := make(chan error, 1)
 	go func() { anchorsDone <- r.loadAnchors(ctx) }()
@@ -563,6 +592,16 @@ func (r *run) load(ctx context.Context) error {
 	if r.people, err = s.allPeople(ctx); err != nil {
 		<-anchorsDone
 		return err
+	}
+	if r.groups, err = s.allGroups(ctx); err != nil {
+		<-anchorsDone
+		return err
+	}
+	r.groupMail = map[string]int64{}
+	for id, g := range r.groups {
+		if g.Mail != "" {
+			r.groupMail[strings.ToLower(g.Mail)] = id
+		}
 	}
 	r.mailIdx, r.keyIdx = map[string]int64{}, map[string]int64{}
 	for id, p := range r.people {
@@ -580,6 +619,8 @@ func (r *run) load(ctx context.Context) error {
 	r.dirtyDept, r.dirtyPerson, r.dirtyMembers = map[int64]bool{}, map[int64]bool{}, map[int64]bool{}
 	r.newAnchors, r.delAnchors, r.dirtySnaps = map[anchorKey]int64{}, map[anchorKey]bool{}, map[anchorKey]string{}
 	r.provision, r.seen = map[int64]bool{}, map[anchorKey]bool{}
+	r.dirtyGroup, r.dirtyGroupMembers, r.unlinked = map[int64]bool{}, map[int64]bool{}, map[int64]bool{}
+	r.peerKeys = map[string]bool{}
 	return nil
 }
 
@@ -634,7 +675,11 @@ func (r *run) change(c Change) {
 	r.rep.Changes = append(r.rep.Changes, c)
 	switch c.Action {
 	case "create":
-		r.rep.Created++
+		if c.Target != Govhub {
+			r.rep.CreatedInPeer++
+		} else {
+			r.rep.Created++
+		}
 	case "update", "link":
 		r.rep.Updated++
 	case "leave", "unlink":
@@ -653,15 +698,22 @@ func (r *run) fail(en Entry, id int64, msg string) {
 // children whatever order the peer used; a department whose parent never
 // appears is a broken entry.
 func (r *run) plan(entries []Entry, full bool) {
-	var depts, people, deleted []Entry
+	var depts, people, groups, deleted []Entry
 	for _, en := range entries {
 		r.rep.Seen++
+		if en.Person != nil {
+			if kv := r.matchValue(en.Person.Mail, en.Person.EmployeeNo); kv != "" {
+				r.peerKeys[kv] = true
+			}
+		}
 		if en.Anchor == "" {
 			switch {
 			case en.Department != nil:
 				en.Anchor = en.Department.Anchor
 			case en.Person != nil:
 				en.Anchor = en.Person.Anchor
+			case en.Group != nil:
+				en.Anchor = en.Group.Anchor
 			}
 		}
 		switch {
@@ -681,6 +733,8 @@ func (r *run) plan(entries []Entry, full bool) {
 			depts = append(depts, en)
 		case en.Kind == KindPerson && en.Person != nil:
 			people = append(people, en)
+		case en.Kind == KindGroup && en.Group != nil:
+			groups = append(groups, en)
 		default:
 			r.fail(en, 0, "entry carries no object")
 		}
@@ -713,6 +767,7 @@ func (r *run) plan(entries []Entry, full bool) {
 		r.planPerson(people[i])
 		people[i] = Entry{}
 	}
+	r.planGroups(groups)
 	for _, en := range deleted {
 		r.planRemove(en.Kind, en.Anchor, en.Source)
 	}
@@ -733,6 +788,9 @@ func (r *run) plan(entries []Entry, full bool) {
 		for _, k := range gone {
 			r.planRemove(k.kind, k.anchor, "")
 		}
+		// Only a full run has seen (and matched by key) everyone the peer
+		// holds: a delta cannot tell "not in the peer" from "unchanged".
+		r.planPushes()
 	}
 }
 
@@ -1371,8 +1429,14 @@ func (r *run) planRemove(kind EntryKind, anchor, source string) {
 	delete(r.anchOf, objKey(kind, id))
 	delete(r.dirtySnaps, k)
 	ownerField := "status"
-	if kind == KindDepartment {
+	switch kind {
+	case KindDepartment:
 		ownerField = FieldDepartment
+	case KindGroup:
+		ownerField = "group_status"
+	}
+	if kind == KindPerson {
+		r.unlinked[id] = true
 	}
 	c := Change{Kind: kindName(kind), Action: "unlink", Target: Govhub, ObjectID: idOrZero(id), Anchor: anchor, Source: source}
 	if r.owner(ownerField) == r.name {
@@ -1392,6 +1456,15 @@ func (r *run) planRemove(kind EntryKind, anchor, source string) {
 					r.provision[id] = true
 				}
 			}
+		} else if kind == KindGroup {
+			if g := r.groups[id]; g != nil && g.Status != StatusLeft {
+				r.removals++
+				ng := *g
+				ng.Status = StatusLeft
+				r.groups[id] = &ng
+				r.dirtyGroup[id] = true
+				c.Fields = map[string]string{"group_status": StatusLeft}
+			}
 		} else if d := r.depts[id]; d != nil && d.Status != StatusLeft {
 			r.removals++
 			d.Status = StatusLeft
@@ -1410,7 +1483,7 @@ func (r *run) apply(ctx context.Context, full bool, cursor string) error {
 		tx := newPtx(db, sqltx)
 		defer tx.close()
 		realID = map[int64]int64{}
-		if len(r.newDepts)+len(r.dirtyDept)+len(r.newPeople)+len(r.dirtyPerson) > 0 {
+		if len(r.newDepts)+len(r.dirtyDept)+len(r.newPeople)+len(r.dirtyPerson)+len(r.newGroups)+len(r.dirtyGroup) > 0 {
 			// Compare-and-bump, first thing: on PostgreSQL the row lock
 			// orders concurrent appliers and the loser sees gen moved.
 			res, err := sqltx.ExecContext(ctx, db.Rebind(`UPDATE dir_generation SET gen = gen + 1 WHERE id = 1 AND gen = ?`), r.gen)
@@ -1521,6 +1594,9 @@ func (r *run) apply(ctx context.Context, full bool, cursor string) error {
 				}
 			}
 		}
+		if err := r.applyGroups(ctx, tx, mapID, realID); err != nil {
+			return err
+		}
 		for k := range r.delAnchors {
 			if err := tx.exec(ctx, `DELETE FROM dir_anchors WHERE peer = ? AND kind = ? AND anchor = ?`, r.name, int(k.kind), k.anchor); err != nil {
 				return fmt.Errorf("directory: drop anchor: %w", err)
@@ -1550,10 +1626,10 @@ func (r *run) apply(ctx context.Context, full bool, cursor string) error {
 		for _, c := range r.rep.Conflicts {
 			id := c.ObjectID
 			if id == 0 {
-				id = mapID(r.anchors[anchorKey{KindPerson, c.Anchor}])
+				id = mapID(r.anchors[anchorKey{EntryKind(kindOf(c.Kind)), c.Anchor}])
 			}
 			if _, err := sqltx.ExecContext(ctx, db.Rebind(`INSERT INTO dir_conflicts (run_id, kind, object_id, peer, field, ours, theirs, winner, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-				r.rep.RunID, int(KindPerson), id, r.name, c.Field, c.Ours, c.Theirs, c.Winner, r.now.Unix()); err != nil {
+				r.rep.RunID, kindOf(c.Kind), id, r.name, c.Field, c.Ours, c.Theirs, c.Winner, r.now.Unix()); err != nil {
 				return fmt.Errorf("directory: conflict: %w", err)
 			}
 		}
@@ -1622,6 +1698,7 @@ func (r *run) afterCommit(ctx context.Context) {
 			}
 		}
 	}
+	r.afterPushes(ctx)
 	if r.e.cfg.Provisioner == nil {
 		return
 	}
@@ -1686,15 +1763,18 @@ func (r *run) finish(ctx context.Context, runErr error) error {
 		if err := ob.flush(ctx); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, db.Rebind(`UPDATE dir_runs SET kind = ?, finished_at = ?, status = ?, seen = ?, created = ?, updated = ?, removed = ?, written_back = ?, errors = ?, conflicts = ?, error = ? WHERE id = ?`),
-			rep.Kind, rep.Finished.Unix(), status, rep.Seen, rep.Created, rep.Updated, rep.Removed, rep.WrittenBack, len(rep.Errors), len(rep.Conflicts), msg, rep.RunID)
+		_, err := tx.ExecContext(ctx, db.Rebind(`UPDATE dir_runs SET kind = ?, finished_at = ?, status = ?, seen = ?, created = ?, updated = ?, removed = ?, written_back = ?, created_in_peer = ?, errors = ?, conflicts = ?, error = ? WHERE id = ?`),
+			rep.Kind, rep.Finished.Unix(), status, rep.Seen, rep.Created, rep.Updated, rep.Removed, rep.WrittenBack, rep.CreatedInPeer, len(rep.Errors), len(rep.Conflicts), msg, rep.RunID)
 		return err
 	})
 }
 
 func kindOf(s string) int {
-	if s == "department" {
+	switch s {
+	case "department":
 		return int(KindDepartment)
+	case "group":
+		return int(KindGroup)
 	}
 	return int(KindPerson)
 }
@@ -1708,8 +1788,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("directory: match_key %q: want employee_no or mail", c.MatchKey)
 	}
 	for f, owner := range c.Ownership {
-		if _, ok := fieldIndex[f]; !ok && f != FieldDepartment {
-			return fmt.Errorf("directory: ownership of unknown field %q (fields: %s, %s)", f, strings.Join(FieldNames, ", "), FieldDepartment)
+		if _, ok := fieldIndex[f]; !ok && f != FieldDepartment && !slices.Contains(GroupFieldNames, f) {
+			return fmt.Errorf("directory: ownership of unknown field %q (fields: %s, %s, %s)", f, strings.Join(FieldNames, ", "), FieldDepartment, strings.Join(GroupFieldNames, ", "))
 		}
 		if owner == "" {
 			return fmt.Errorf("directory: ownership of %q names no peer", f)

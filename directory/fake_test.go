@@ -24,6 +24,38 @@ type fakePeer struct {
 	started    chan struct{} // closed when a Full starts
 	updates    []map[string]string
 	failUpdate error
+	groups     []Group
+	created    []Person // what CreatePerson was given
+	failCreate error
+}
+
+func (f *fakePeer) setGroup(g Group) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if g.Status == "" {
+		g.Status = StatusActive
+	}
+	c := g
+	f.log = append(f.log, Entry{Kind: KindGroup, Anchor: g.Anchor, Group: &c})
+	for i := range f.groups {
+		if f.groups[i].Anchor == g.Anchor {
+			f.groups[i] = g
+			return
+		}
+	}
+	f.groups = append(f.groups, g)
+}
+
+func (f *fakePeer) deleteGroup(anchor string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.groups {
+		if f.groups[i].Anchor == anchor {
+			f.groups = append(f.groups[:i], f.groups[i+1:]...)
+			f.log = append(f.log, Entry{Kind: KindGroup, Anchor: anchor, Deleted: true})
+			return
+		}
+	}
 }
 
 func newFake(name string) *fakePeer { return &fakePeer{name: name} }
@@ -126,6 +158,10 @@ func (f *fakePeer) Full(ctx context.Context, fn func(Entry) error) (string, erro
 		c := *p
 		entries = append(entries, Entry{Kind: KindPerson, Anchor: c.Anchor, Person: &c, Source: "person/" + c.Anchor})
 	}
+	for i := range f.groups {
+		g := f.groups[i]
+		entries = append(entries, Entry{Kind: KindGroup, Anchor: g.Anchor, Group: &g, Source: "group/" + g.Anchor})
+	}
 	entries = append(entries, f.extra...)
 	cur := strconv.Itoa(len(f.log))
 	f.mu.Unlock()
@@ -189,8 +225,19 @@ func (w fakeWriter) UpdatePerson(ctx context.Context, anchor string, fields map[
 	return errors.New("no such person")
 }
 
+var _ PeerCreator = fakeWriter{}
+
+// CreatePerson adds the person under a new anchor "new<N>".
 func (w fakeWriter) CreatePerson(ctx context.Context, p Person) (string, error) {
-	return "", errors.New("not supported")
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failCreate != nil {
+		return "", w.failCreate
+	}
+	w.created = append(w.created, p)
+	p.Anchor = "new" + strconv.Itoa(len(w.created))
+	w.setPersonLocked(p)
+	return p.Anchor, nil
 }
 
 // fakeProvisioner records what it is asked.

@@ -21,9 +21,11 @@ type RunSummary struct {
 	Updated     int       `json:"updated"`
 	Removed     int       `json:"removed"`
 	WrittenBack int       `json:"written_back"`
-	Errors      int       `json:"errors"`
-	Conflicts   int       `json:"conflicts"`
-	Error       string    `json:"error,omitempty"`
+	// CreatedInPeer counts people created in the peer (push).
+	CreatedInPeer int    `json:"created_in_peer"`
+	Errors        int    `json:"errors"`
+	Conflicts     int    `json:"conflicts"`
+	Error         string `json:"error,omitempty"`
 }
 
 // RunObject is one per-object result of a run.
@@ -47,33 +49,34 @@ type RunDetail struct {
 }
 
 type runRow struct {
-	ID          int64  `db:"id"`
-	Peer        string `db:"peer"`
-	Kind        string `db:"kind"`
-	DryRun      int    `db:"dry_run"`
-	Started     int64  `db:"started_at"`
-	Finished    int64  `db:"finished_at"`
-	Status      string `db:"status"`
-	Seen        int    `db:"seen"`
-	Created     int    `db:"created"`
-	Updated     int    `db:"updated"`
-	Removed     int    `db:"removed"`
-	WrittenBack int    `db:"written_back"`
-	Errors      int    `db:"errors"`
-	Conflicts   int    `db:"conflicts"`
-	Error       string `db:"error"`
+	ID            int64  `db:"id"`
+	Peer          string `db:"peer"`
+	Kind          string `db:"kind"`
+	DryRun        int    `db:"dry_run"`
+	Started       int64  `db:"started_at"`
+	Finished      int64  `db:"finished_at"`
+	Status        string `db:"status"`
+	Seen          int    `db:"seen"`
+	Created       int    `db:"created"`
+	Updated       int    `db:"updated"`
+	Removed       int    `db:"removed"`
+	WrittenBack   int    `db:"written_back"`
+	CreatedInPeer int    `db:"created_in_peer"`
+	Errors        int    `db:"errors"`
+	Conflicts     int    `db:"conflicts"`
+	Error         string `db:"error"`
 }
 
 func (r runRow) summary() RunSummary {
 	s := RunSummary{ID: r.ID, Peer: r.Peer, Kind: r.Kind, DryRun: r.DryRun != 0, Started: time.Unix(r.Started, 0).UTC(), Status: r.Status,
-		Seen: r.Seen, Created: r.Created, Updated: r.Updated, Removed: r.Removed, WrittenBack: r.WrittenBack, Errors: r.Errors, Conflicts: r.Conflicts, Error: r.Error}
+		Seen: r.Seen, Created: r.Created, Updated: r.Updated, Removed: r.Removed, WrittenBack: r.WrittenBack, CreatedInPeer: r.CreatedInPeer, Errors: r.Errors, Conflicts: r.Conflicts, Error: r.Error}
 	if r.Finished != 0 {
 		s.Finished = time.Unix(r.Finished, 0).UTC()
 	}
 	return s
 }
 
-const runCols = `id, peer, kind, dry_run, started_at, finished_at, status, seen, created, updated, removed, written_back, errors, conflicts, error`
+const runCols = `id, peer, kind, dry_run, started_at, finished_at, status, seen, created, updated, removed, written_back, created_in_peer, errors, conflicts, error`
 
 // Runs lists the latest runs, newest first; peer "" for all peers.
 func (s *Store) Runs(ctx context.Context, peer string, limit int) ([]RunSummary, error) {

@@ -57,9 +57,30 @@ type EntryKind int
 const (
 	KindDepartment EntryKind = 1
 	KindPerson     EntryKind = 2
+	KindGroup      EntryKind = 3
 )
 
-// Entry is one object a peer reports: a department or a person, present
+// Group is a named set of people (and, nested, of other groups) as a peer
+// sees it: an LDAP groupOfNames, a mailing list. Members are named by
+// their anchors in the same peer.
+type Group struct {
+	Anchor      string `json:"anchor"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Mail        string `json:"mail,omitempty"`
+	Status      string `json:"status"`
+	// Members are the anchors of the people in the group, Subgroups those
+	// of nested groups. The engine reports an anchor it does not know
+	// (yet) per object and keeps the rest.
+	Members   []string `json:"members,omitempty"`
+	Subgroups []string `json:"subgroups,omitempty"`
+	// Unresolved are member references the peer could not turn into an
+	// anchor, in its own terms (a DN naming no entry): reported per
+	// object, never fatal.
+	Unresolved []string `json:"unresolved,omitempty"`
+}
+
+// Entry is one object a peer reports: a department, a person or a group, present
 // or deleted. A broken source entry (no anchor, bad characters, unparsable
 // attribute) is reported with Err set and Anchor/DN filled as far as
 // known, so the engine records it per object and goes on.
@@ -67,6 +88,7 @@ type Entry struct {
 	Kind       EntryKind
 	Department *Department
 	Person     *Person
+	Group      *Group
 	// Deleted: the object with Anchor is gone from the peer.
 	Deleted bool
 	Anchor  string
@@ -98,8 +120,8 @@ type Peer interface {
 	// Name is the configured peer name ("ldap", "affairslink"), used in
 	// schedules, anchors and reports.
 	Name() string
-	// Full streams every department and person (departments first, parents
-	// before children where the peer can tell) to fn and returns a cursor
+	// Full streams every department, person and group (departments first,
+	// parents before children where the peer can tell) to fn and returns a cursor
 	// from which Changes continues. fn returning an error stops the walk.
 	Full(ctx context.Context, fn func(Entry) error) (cursor string, err error)
 	// Changes streams what changed since cursor, deletions included, and
@@ -131,5 +153,18 @@ type PeerWriter interface {
 	CreatePerson(ctx context.Context, p Person) (anchor string, err error)
 }
 
+// PeerCreator is the optional capability of adding people: a peer
+// configured writable that implements it receives, in a full run, the
+// people active in govhub's chart it has no entry for (push).
+type PeerCreator interface {
+	Peer
+	// CreatePerson adds a person and returns the peer's anchor for them.
+	CreatePerson(ctx context.Context, p Person) (anchor string, err error)
+}
+
 // FieldNames are the person fields ownership and write-back speak of.
 var FieldNames = []string{"display_name", "title", "rank", "memberships", "office_phone", "mobile", "mail", "employee_no", "status"}
+
+// GroupFieldNames are the group fields ownership speaks of (keys of
+// Config.Ownership, beside FieldNames and FieldDepartment).
+var GroupFieldNames = []string{"group_name", "group_description", "group_mail", "group_members", "group_status"}

@@ -15,8 +15,9 @@ import (
 )
 
 var (
-	_ directory.Peer       = (*Client)(nil)
-	_ directory.PeerWriter = (*Client)(nil)
+	_ directory.Peer        = (*Client)(nil)
+	_ directory.PeerWriter  = (*Client)(nil)
+	_ directory.PeerCreator = (*Client)(nil)
 )
 
 var errCursorExpired = directory.ErrCursorExpired

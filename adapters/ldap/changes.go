@@ -29,7 +29,12 @@ type cursor struct {
 	Mode   string `json:"m"`
 	Dept   []byte `json:"d,omitempty"`
 	People []byte `json:"p,omitempty"`
-	Since  string `json:"t,omitempty"`
+	// Groups is the groups search's cookie (none from before groups were
+	// read: that search then starts with the whole content).
+	Groups []byte `json:"g,omitempty"`
+	// KnownGroups is, like Known, the group anchors at the cursor.
+	KnownGroups []byte `json:"kg,omitempty"`
+	Since       string `json:"t,omitempty"`
 	// Known is the department anchors (16-byte entryUUIDs, concatenated)
 	// at the cursor. RFC 4533 reports a deletion by entryUUID alone, and a
 	// sync search also "deletes" entries that merely left its content (a
@@ -92,6 +97,9 @@ func decodeCursor(s string) (cursor, error) {
 			return c, err
 		}
 		if err := checkCookie(c.People); err != nil {
+			return c, err
+		}
+		if err := checkCookie(c.Groups); err != nil {
 			return c, err
 		}
 	case modeTimestamp:
@@ -254,6 +262,7 @@ func (p *Peer) Changes(ctx context.Context, cur string, fn func(directory.Entry)
 		return p.changesByTimestamp(ctx, c, cu, depts, fn)
 	}
 	reported := map[string]bool{}
+	var changedGroups []groupRec
 	deptRecs := map[string]deptRec{}
 	current := map[string]bool{}
 	for _, r := range depts.ordered {
@@ -261,20 +270,34 @@ func (p *Peer) Changes(ctx context.Context, cur string, fn func(directory.Entry)
 		current[r.entry.Anchor] = true
 	}
 	known := unpackUUIDs(cu.Known)
+	knownGroups := unpackUUIDs(cu.KnownGroups)
+	currentGroups := unpackUUIDs(cu.KnownGroups)
 	next := cu
 	// deleted reports a deletion once. From the department search only
 	// known departments count; from the people search, departments
 	// (known or current) are someone else's: both searches see every
 	// deletion in their scope.
+	// Groups are told apart the same way as departments: by the group
+	// anchors the cursor knows (KnownGroups), so the groups search's
+	// "deletions" of modified people are not reported.
 	deleted := func(kind directory.EntryKind, u, source string) error {
 		if reported[u] {
 			return nil
 		}
-		if kind == directory.KindDepartment && !known[u] {
-			return nil
-		}
-		if kind == directory.KindPerson && (known[u] || current[u]) {
-			return nil
+		switch kind {
+		case directory.KindDepartment:
+			if !known[u] {
+				return nil
+			}
+		case directory.KindGroup:
+			if !knownGroups[u] {
+				return nil
+			}
+			delete(currentGroups, u)
+		default:
+			if known[u] || current[u] || knownGroups[u] || currentGroups[u] {
+				return nil
+			}
 		}
 		reported[u] = true
 		return fn(directory.Entry{Kind: kind, Deleted: true, Anchor: u, Source: source})
@@ -303,6 +326,14 @@ func (p *Peer) Changes(ctx context.Context, cur string, fn func(directory.Entry)
 				return deleted(kind, ev.uuid, ev.entry.DN)
 			}
 			var ent directory.Entry
+			if kind == directory.KindGroup {
+				r := p.groupRecord(ev.entry)
+				if r.entry.Anchor != "" {
+					currentGroups[r.entry.Anchor] = true
+				}
+				changedGroups = append(changedGroups, r)
+				return nil
+			}
 			if kind == directory.KindDepartment {
 				r, ok := deptRecs[normDN(ev.entry.DN)]
 				if !ok {
@@ -321,9 +352,24 @@ func (p *Peer) Changes(ctx context.Context, cur string, fn func(directory.Entry)
 	if next.Dept, err = step(directory.KindDepartment, p.cfg.Departments, p.deptAttrs(), cu.Dept); err != nil {
 		return "", err
 	}
+	// Groups before people (so the people search knows the groups it may
+	// see leave its content); their entries are reported after the people.
+	if !p.cfg.NoGroups {
+		if next.Groups, err = step(directory.KindGroup, p.cfg.Groups, p.groupAttrs(), cu.Groups); err != nil {
+			return "", err
+		}
+	}
 	if next.People, err = step(directory.KindPerson, p.cfg.People, p.personAttrs(), cu.People); err != nil {
 		return "", err
 	}
+	if err := p.emitGroups(ctx, c, changedGroups, newMemberIndex(changedGroups), fn); err != nil {
+		return "", err
+	}
+	var groupAnchors []string
+	for a := range currentGroups {
+		groupAnchors = append(groupAnchors, a)
+	}
+	next.KnownGroups = packUUIDs(groupAnchors)
 	var anchors []string
 	for a := range current {
 		if !reported[a] {
@@ -375,6 +421,16 @@ func (p *Peer) changesByTimestamp(ctx context.Context, c *conn, cu cursor, depts
 	if err != nil {
 		return "", err
 	}
+	groups, err := p.readGroups(ctx, c, since(p.cfg.Groups.Filter))
+	if err != nil {
+		return "", err
+	}
+	for _, g := range groups {
+		hw = hwMax(hw, g.hw(cu.Mode))
+	}
+	if err := p.emitGroups(ctx, c, groups, newMemberIndex(groups), fn); err != nil {
+		return "", err
+	}
 	return cursor{Mode: cu.Mode, Since: hw}.encode(), nil
 }
 
@@ -402,6 +458,14 @@ func (p *Peer) hwAttr(mode string) string {
 
 // hw is the department's value of the high-water attribute of mode.
 func (r deptRec) hw(mode string) string {
+	if mode == modeStamp {
+		return r.stamp
+	}
+	return r.ts
+}
+
+// hw is the group's value of the high-water attribute of mode.
+func (r groupRec) hw(mode string) string {
 	if mode == modeStamp {
 		return r.stamp
 	}

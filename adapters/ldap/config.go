@@ -35,6 +35,13 @@ type Config struct {
 	// People.BaseDN.
 	People      Search `yaml:"people"`
 	Departments Search `yaml:"departments"`
+	// Groups says where groups are: Groups.BaseDN defaults to
+	// People.BaseDN, Groups.Filter to
+	// (|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)).
+	// Their member attributes (Attributes.GroupMembers) hold DNs of people
+	// or of nested groups. NoGroups reads none.
+	Groups   Search `yaml:"groups"`
+	NoGroups bool   `yaml:"no_groups"`
 	// CreateBaseDN is where CreatePerson adds entries (default
 	// People.BaseDN).
 	CreateBaseDN string `yaml:"create_base_dn"`
@@ -123,6 +130,14 @@ type Attributes struct {
 	// UserAccountControl reads Active Directory's userAccountControl:
 	// the ACCOUNTDISABLE bit (0x2) means disabled.
 	UserAccountControl bool `yaml:"user_account_control"`
+	// GroupName (default cn), GroupDescription (default description)
+	// and GroupMail (default mail) are the group's attributes;
+	// GroupMembers the attributes holding member DNs (default member and
+	// uniqueMember; a uniqueMember's optional "#'...'B" UID is dropped).
+	GroupName        string   `yaml:"group_name"`
+	GroupDescription string   `yaml:"group_description"`
+	GroupMail        string   `yaml:"group_mail"`
+	GroupMembers     []string `yaml:"group_members"`
 	// ChangeStamp is an operational attribute the server changes on every
 	// modification of an entry: entryCSN (OpenLDAP; the default with the
 	// entryUUID anchor) or uSNChanged (Active Directory; the default with
@@ -149,6 +164,8 @@ func (cfg Config) withDefaults() Config {
 	def(&cfg.People.Filter, "(objectClass=inetOrgPerson)")
 	def(&cfg.Departments.Filter, "(objectClass=organizationalUnit)")
 	def(&cfg.Departments.BaseDN, cfg.People.BaseDN)
+	def(&cfg.Groups.Filter, "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))")
+	def(&cfg.Groups.BaseDN, cfg.People.BaseDN)
 	def(&cfg.CreateBaseDN, cfg.People.BaseDN)
 	def(&cfg.ContentSync, "auto")
 	def(&cfg.DeltaBy, "auto")
@@ -161,6 +178,12 @@ func (cfg Config) withDefaults() Config {
 	def(&a.OfficePhone, "telephoneNumber")
 	def(&a.Title, "title")
 	def(&a.EmployeeNo, "employeeNumber")
+	def(&a.GroupName, "cn")
+	def(&a.GroupDescription, "description")
+	def(&a.GroupMail, "mail")
+	if len(a.GroupMembers) == 0 {
+		a.GroupMembers = []string{"member", "uniqueMember"}
+	}
 	if a.ChangeStamp == "" {
 		a.ChangeStamp = "entryCSN"
 		if strings.EqualFold(a.Anchor, anchorObjectGUID) {
@@ -205,7 +228,7 @@ func (cfg Config) Validate() error {
 	if c.People.BaseDN == "" {
 		return errors.New("ldap: people.base_dn is required")
 	}
-	for _, s := range []struct{ what, f string }{{"people.filter", c.People.Filter}, {"departments.filter", c.Departments.Filter}} {
+	for _, s := range []struct{ what, f string }{{"people.filter", c.People.Filter}, {"departments.filter", c.Departments.Filter}, {"groups.filter", c.Groups.Filter}} {
 		if err := checkFilter(s.f); err != nil {
 			return fmt.Errorf("ldap: %s: %w", s.what, err)
 		}
@@ -230,6 +253,13 @@ func (cfg Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("ldap: delta_by %q: want auto, modifyTimestamp or change_stamp", c.DeltaBy)
+	}
+	if c.Writable {
+		// A created person must be found by the next full read, or that
+		// read would take it for a deletion.
+		if base, under := normDN(c.People.BaseDN), normDN(c.CreateBaseDN); under != base && !strings.HasSuffix(under, ","+base) {
+			return fmt.Errorf("ldap: create_base_dn %q is not under people.base_dn %q", c.CreateBaseDN, c.People.BaseDN)
+		}
 	}
 	if c.BindDN == "" && c.BindSecret != "" {
 		return errors.New("ldap: bind_secret given without bind_dn")

@@ -22,7 +22,10 @@
 // string ([MS-DTYP] 2.3.4, first three fields little-endian). A broken
 // entry — no anchor, invalid UTF-8, control characters, an order that is
 // not a number, a membership naming no department — is reported with
-// Entry.Err (wrapping ErrBadEntry) and the walk goes on.
+// Entry.Err (wrapping ErrBadEntry) and the walk goes on. Groups
+// (groupOfNames, groupOfUniqueNames; Config.Groups) follow the people,
+// their member DNs resolved to anchors of people or nested groups
+// (groups.go); a DN naming neither is listed in Group.Unresolved.
 //
 // # Changes
 //

@@ -98,6 +98,8 @@ func TestConfigValidate(t *testing.T) {
 		"bad dept filter":  func(c *Config) { c.Departments.Filter = "ou=x" },
 		"bad sync mode":    func(c *Config) { c.ContentSync = "sometimes" },
 		"secret, no dn":    func(c *Config) { c.BindSecret = "s" },
+		"bad group filter": func(c *Config) { c.Groups.Filter = "(cn=x" },
+		"create elsewhere": func(c *Config) { c.Writable, c.CreateBaseDN = true, "ou=people,dc=y" },
 	} {
 		c := ok
 		mut(&c)

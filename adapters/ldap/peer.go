@@ -25,6 +25,7 @@ var (
 	_ directory.Peer         = (*Peer)(nil)
 	_ directory.PeerWriter   = (*Peer)(nil)
 	_ directory.SkippingPeer = (*Peer)(nil)
+	_ directory.PeerCreator  = (*Peer)(nil)
 )
 
 // ErrNotWritable: write-back was asked of a peer not configured writable.
@@ -265,6 +266,11 @@ func (p *Peer) full(ctx context.Context, known func(string) string, fn func(dire
 		if cur.People, err = p.probeCookie(ctx, c, p.cfg.People); err != nil {
 			return "", err
 		}
+		if !p.cfg.NoGroups {
+			if cur.Groups, err = p.probeCookie(ctx, c, p.cfg.Groups); err != nil {
+				return "", err
+			}
+		}
 	} else {
 		cur.Mode = p.deltaMode()
 	}
@@ -277,6 +283,12 @@ func (p *Peer) full(ctx context.Context, known func(string) string, fn func(dire
 	if err != nil {
 		return "", err
 	}
+	groups, err := p.readGroups(ctx, c, p.cfg.Groups.Filter)
+	if err != nil {
+		return "", err
+	}
+	members := newMemberIndex(groups)
+	pfn := members.watch(fn)
 	t1 := time.Now()
 	var maxTS string
 	var anchors []string
@@ -295,23 +307,34 @@ func (p *Peer) full(ctx context.Context, known func(string) string, fn func(dire
 	}
 	defer rc.Close()
 	if known != nil && p.stampAttr() != "" {
-		err = p.walkSkipping(ctx, c, rc, depts, known, hwAttr, &maxTS, fn)
+		err = p.walkSkipping(ctx, c, rc, depts, known, hwAttr, &maxTS, pfn)
 	} else {
 		err = rc.searchPaged(ctx, p.searchReq(p.cfg.People, p.cfg.People.Filter, p.personAttrs()), p.cfg.PageSize, func(e *goldap.Entry) error {
 			ent, _ := p.personEntry(e, depts)
 			maxTS = hwMax(maxTS, e.GetEqualFoldAttributeValue(hwAttr))
-			return fn(ent)
+			return pfn(ent)
 		})
 	}
 	if err != nil {
+		return "", err
+	}
+	for _, g := range groups {
+		maxTS = hwMax(maxTS, g.hw(cur.Mode))
+	}
+	if err := p.emitGroups(ctx, c, groups, members, fn); err != nil {
 		return "", err
 	}
 	if cur.Mode != modeSync {
 		cur.Since = maxTS
 	} else {
 		cur.Known = packUUIDs(anchors)
+		var ga []string
+		for _, g := range groups {
+			ga = append(ga, g.entry.Anchor)
+		}
+		cur.KnownGroups = packUUIDs(ga)
 	}
-	c.log.Info("full walk done", "departments", len(depts.ordered), "mode", cur.Mode,
+	c.log.Info("full walk done", "departments", len(depts.ordered), "groups", len(groups), "mode", cur.Mode,
 		"took_cursor", t0.Sub(start).Round(time.Millisecond).String(), "took_departments", t1.Sub(t0).Round(time.Millisecond).String(),
 		"took_people", time.Since(t1).Round(time.Millisecond).String())
 	return cur.encode(), nil

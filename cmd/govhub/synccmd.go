@@ -57,8 +57,8 @@ runs a given peer's sync at a time (a lease in the database).`,
 			if rep.DryRun {
 				what = "dry run (nothing changed)"
 			}
-			fmt.Fprintf(out, "%s %s %d with %s: seen %d, created %d, updated %d, removed %d, written back %d, errors %d, conflicts %d\n",
-				rep.Kind, what, rep.RunID, rep.Peer, rep.Seen, rep.Created, rep.Updated, rep.Removed, rep.WrittenBack, len(rep.Errors), len(rep.Conflicts))
+			fmt.Fprintf(out, "%s %s %d with %s: seen %d, created %d, updated %d, removed %d, written back %d, created in peer %d, errors %d, conflicts %d\n",
+				rep.Kind, what, rep.RunID, rep.Peer, rep.Seen, rep.Created, rep.Updated, rep.Removed, rep.WrittenBack, rep.CreatedInPeer, len(rep.Errors), len(rep.Conflicts))
 			tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
 			for _, e := range rep.Errors {
 				fmt.Fprintf(tw, "  error\t%+v\n", e)
@@ -129,10 +129,10 @@ func syncHistoryCmd(g *globals) *cobra.Command {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(runs)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "RUN\tPEER\tKIND\tDRY\tSTARTED\tSTATUS\tSEEN\tCREATED\tUPDATED\tREMOVED\tWRITTEN BACK\tERRORS\tCONFLICTS")
+			fmt.Fprintln(tw, "RUN\tPEER\tKIND\tDRY\tSTARTED\tSTATUS\tSEEN\tCREATED\tUPDATED\tREMOVED\tWRITTEN BACK\tCREATED IN PEER\tERRORS\tCONFLICTS")
 			for _, r := range runs {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Peer, r.Kind, r.DryRun, r.Started.Format(time.DateTime), r.Status,
-					r.Seen, r.Created, r.Updated, r.Removed, r.WrittenBack, r.Errors, r.Conflicts)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Peer, r.Kind, r.DryRun, r.Started.Format(time.DateTime), r.Status,
+					r.Seen, r.Created, r.Updated, r.Removed, r.WrittenBack, r.CreatedInPeer, r.Errors, r.Conflicts)
 			}
 			return tw.Flush()
 		},

@@ -138,3 +138,63 @@ func WideChartLDIF(extra, depts int) string {
 	}
 	return b.String()
 }
+
+// Groups of GroupsLDIF, by cn; GroupDN gives each one's DN.
+const (
+	GroupAll   = "办公厅全体" // groupOfNames: 张三, 李四, nested 领导小组
+	GroupLead  = "领导小组"  // groupOfUniqueNames: 诸葛亮, 欧阳娜娜, a DN naming nothing, nested 办公厅全体 (a cycle)
+	GroupMixed = "杂项组"   // groupOfNames: 王五, a department, the person with control characters in cn
+)
+
+// GhostDN is a member of GroupLead that names no entry.
+var GhostDN = "uid=ghost," + DeptDN("办公厅")
+
+// GroupDN is the DN of a group of GroupsLDIF.
+func GroupDN(cn string) string { return "cn=" + cn + "," + Suffix }
+
+// PersonByUID is the chart's person with uid.
+func PersonByUID(uid string) Person {
+	for _, p := range People {
+		if p.UID == uid {
+			return p
+		}
+	}
+	panic("ldaptest: no person " + uid)
+}
+
+// GroupsLDIF renders the chart's groups (to load after ChartLDIF),
+// hostile ones included: a member DN that does not exist, a cycle of
+// nested groups, a member that is a department, a member whose own entry
+// is broken, a uniqueMember with the optional UID suffix. The group with
+// a mail address carries extensibleObject, as sites use an auxiliary
+// class for it.
+func GroupsLDIF() string {
+	return fmt.Sprintf(`dn: %s
+objectClass: groupOfNames
+objectClass: extensibleObject
+cn: %s
+description: 办公厅所有人员
+mail: bgt-all@gov.example
+member: %s
+member: %s
+member: %s
+
+dn: %s
+objectClass: groupOfUniqueNames
+cn: %s
+uniqueMember: %s
+uniqueMember: %s#'0101'B
+uniqueMember: %s
+uniqueMember: %s
+
+dn: %s
+objectClass: groupOfNames
+cn: %s
+member: %s
+member: %s
+member: %s
+
+`, GroupDN(GroupAll), GroupAll, PersonByUID("zhangsan").DN(), PersonByUID("lisi").DN(), GroupDN(GroupLead),
+		GroupDN(GroupLead), GroupLead, PersonByUID("zhugeliang").DN(), PersonByUID("ouyangnana").DN(), GhostDN, GroupDN(GroupAll),
+		GroupDN(GroupMixed), GroupMixed, PersonByUID("wangwu").DN(), DeptDN("教育局"), PersonByUID("ctrl").DN())
+}
