@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/govhub/govhub/internal/passhash"
+	"github.com/govhub/govhub/internal/sqldb"
+	"github.com/jmoiron/sqlx"
 )
 
 // AppPassword is one password a desktop client (IMAP, SMTP) uses in place
@@ -65,21 +67,34 @@ func (m *Manager) CreateAppPassword(ctx context.Context, s Session, name string)
 	if name == "" || utf8.RuneCountInString(name) > 64 {
 		return "", AppPassword{}, fmt.Errorf("%w: an app password needs a name of 1 to 64 characters", ErrInvalid)
 	}
-	var live int
-	if err := m.db.X.GetContext(ctx, &live, m.db.Rebind(`SELECT COUNT(*) FROM app_passwords WHERE account_id = ? AND revoked_at = 0`), s.AccountID); err != nil {
-		return "", AppPassword{}, fmt.Errorf("sso: app passwords: %w", err)
-	}
-	if live >= MaxAppPasswords {
-		return "", AppPassword{}, fmt.Errorf("%w: at most %d app passwords; revoke one first", ErrInvalid, MaxAppPasswords)
-	}
 	secret := newAppSecret()
-	h, err := passhash.Hash(secret)
+	h, err := passhash.Hash(secret) // before the transaction: argon2 is slow
 	if err != nil {
 		return "", AppPassword{}, err
 	}
 	ap := AppPassword{AccountID: s.AccountID, Name: name, Hash: h, CreatedAt: m.cfg.Now().Unix()}
-	err = m.db.X.GetContext(ctx, &ap.ID, m.db.Rebind(`INSERT INTO app_passwords (account_id, name, hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`),
-		ap.AccountID, ap.Name, ap.Hash, ap.CreatedAt)
+	// Count and insert in one transaction, the account row locked on
+	// PostgreSQL (SQLite serialises writers), so concurrent requests
+	// cannot pass the limit together.
+	err = m.db.InTx(ctx, func(tx *sqlx.Tx) error {
+		if m.db.Dialect == sqldb.Postgres {
+			if _, err := tx.ExecContext(ctx, `SELECT id FROM accounts WHERE id = $1 FOR UPDATE`, s.AccountID); err != nil {
+				return err
+			}
+		}
+		var live int
+		if err := tx.GetContext(ctx, &live, m.db.Rebind(`SELECT COUNT(*) FROM app_passwords WHERE account_id = ? AND revoked_at = 0`), s.AccountID); err != nil {
+			return err
+		}
+		if live >= MaxAppPasswords {
+			return fmt.Errorf("%w: at most %d app passwords; revoke one first", ErrInvalid, MaxAppPasswords)
+		}
+		return tx.GetContext(ctx, &ap.ID, m.db.Rebind(`INSERT INTO app_passwords (account_id, name, hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`),
+			ap.AccountID, ap.Name, ap.Hash, ap.CreatedAt)
+	})
+	if errors.Is(err, ErrInvalid) {
+		return "", AppPassword{}, err
+	}
 	if err != nil {
 		return "", AppPassword{}, fmt.Errorf("sso: app passwords: %w", err)
 	}

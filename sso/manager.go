@@ -236,6 +236,18 @@ func (m *Manager) UseOnce(ctx context.Context, kind, id string, until time.Time)
 	return nil
 }
 
+// Used reports whether id of kind was recorded by UseOnce and has not
+// expired, without recording anything (a probe an unauthenticated request
+// may make without writing to the database).
+func (m *Manager) Used(ctx context.Context, kind, id string) (bool, error) {
+	var n int
+	err := m.db.X.GetContext(ctx, &n, m.db.Rebind(`SELECT COUNT(*) FROM sso_used WHERE kind = ? AND id = ? AND until_at >= ?`), kind, id, m.cfg.Now().Unix())
+	if err != nil {
+		return false, fmt.Errorf("%w: used-once cache: %w", ErrTemporary, err)
+	}
+	return n > 0, nil
+}
+
 // Forget undoes a UseOnce whose use could not be completed (the work it
 // guarded failed), so a retry of the same id is not taken for a replay.
 // Errors are logged: at worst the retry is refused.

@@ -500,3 +500,27 @@ func TestUnverifiedEmail(t *testing.T) {
 		t.Fatalf("unverified email accepted: %v", err)
 	}
 }
+
+// TestAppPasswordLimitConcurrent: requests racing past the limit do not
+// get more than MaxAppPasswords live passwords between them.
+func TestAppPasswordLimitConcurrent(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			e := setup(t, b.URL(t))
+			s := sso.Session{AccountID: e.alice.ID, Address: e.alice.Address}
+			var wg sync.WaitGroup
+			for i := range sso.MaxAppPasswords + 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					e.m.CreateAppPassword(context.Background(), s, "client "+string(rune('a'+i)))
+				}()
+			}
+			wg.Wait()
+			list, err := e.m.AppPasswords(context.Background(), e.alice.ID)
+			if err != nil || len(list) != sso.MaxAppPasswords {
+				t.Fatalf("%d live app passwords after a race (%v), want %d", len(list), err, sso.MaxAppPasswords)
+			}
+		})
+	}
+}

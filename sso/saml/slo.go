@@ -80,10 +80,11 @@ func (sp *SP) logoutResponse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := sp.cfg.Name + ":" + irt
-	// UseOnce reports ErrReplay for an id already recorded: here that
-	// means "we sent this request", which is what we want to know.
-	if err := sp.m.UseOnce(ctx, "saml-logout-sent", key, sp.m.Now().Add(logoutWait)); !errors.Is(err, sso.ErrReplay) {
-		sp.log.Warn("refused logout response", "reason", "answers no logout request we sent")
+	// Only a response to a request we sent (recorded by LogoutURL) is
+	// read; the probe writes nothing, so unsolicited responses cannot
+	// fill the table.
+	if sent, err := sp.m.Used(ctx, "saml-logout-sent", key); err != nil || !sent {
+		sp.log.Warn("refused logout response", "reason", "answers no logout request we sent", "err", err)
 		http.Error(w, "unexpected logout response", http.StatusBadRequest)
 		return
 	}
