@@ -30,7 +30,7 @@ func (m *Manager) audit(ctx context.Context, r *http.Request, event string, acco
 	}
 	ip, ua := "", ""
 	if r != nil {
-		ip, ua = clientIP(r), truncate(r.UserAgent(), 300)
+		ip, ua = m.ClientIP(r), truncate(r.UserAgent(), 300)
 	}
 	_, err := m.db.X.ExecContext(ctx, m.db.Rebind(`INSERT INTO sso_audit (at, event, account_id, who, method, provider, remote_ip, user_agent, detail)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), m.cfg.Now().Unix(), event, acct, truncate(who, 320), method, provider, ip, ua, detail)

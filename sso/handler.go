@@ -86,7 +86,7 @@ func (m *Manager) Handler(opts HandlerOptions) http.Handler {
 			m.render(w, r, http.StatusUnauthorized, "login", again)
 			return
 		}
-		addr, err := opts.Password.CheckPassword(r.Context(), user, pass, clientIP(r))
+		addr, err := opts.Password.CheckPassword(r.Context(), user, pass, m.ClientIP(r))
 		if err != nil {
 			m.audit(r.Context(), r, "signin_failed", 0, user, "password", "", "wrong password or locked")
 			m.render(w, r, http.StatusUnauthorized, "login", again)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -38,6 +39,9 @@ type Config struct {
 	// a state-changing request whose Origin header names another origin is
 	// refused even with a valid CSRF token.
 	PublicURL string
+	// TrustedProxies are the load balancers in front: their
+	// X-Forwarded-For names the client (see ClientIP).
+	TrustedProxies []netip.Prefix
 	// Landing is where a sign-in without a relay lands ("/").
 	Landing string
 	// Mappings per provider name; a provider without one maps "subject"
@@ -412,17 +416,45 @@ func (m *Manager) createSession(ctx context.Context, p Person, id Identity, r *h
 		session_index, id_token, csrf, created_at, last_seen, expires_at, remote_ip, user_agent)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		hashToken(tok), p.AccountID, p.ID, id.Method, id.Provider, id.Subject, id.SessionIndex, id.IDToken,
-		NewToken(), now.Unix(), now.Unix(), exp.Unix(), clientIP(r), truncate(r.UserAgent(), 300))
+		NewToken(), now.Unix(), now.Unix(), exp.Unix(), m.ClientIP(r), truncate(r.UserAgent(), 300))
 	return tok, err
 }
 
-// clientIP is the peer address of r (no proxy headers are trusted).
-func clientIP(r *http.Request) string {
+// ClientIP is the address r came from: its peer, or, when the peer is
+// one of Config.TrustedProxies (the load balancer), the nearest address
+// in X-Forwarded-For that is not a trusted proxy. Lockouts and the audit
+// log key on it, so behind a proxy every sign-in must not look like the
+// proxy's. Headers from untrusted peers are ignored.
+func (m *Manager) ClientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !m.trusted(ip) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return host // garbage: trust nothing further left
+		}
+		if !m.trusted(a) {
+			return a.Unmap().String()
+		}
 	}
 	return host
+}
+
+func (m *Manager) trusted(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range m.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 type sessionRow struct {

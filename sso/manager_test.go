@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -522,5 +523,26 @@ func TestAppPasswordLimitConcurrent(t *testing.T) {
 				t.Fatalf("%d live app passwords after a race (%v), want %d", len(list), err, sso.MaxAppPasswords)
 			}
 		})
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	m := sso.New(nil, &fakePeople{}, sso.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	for _, c := range []struct{ remote, xff, want string }{
+		{"203.0.113.5:4000", "", "203.0.113.5"},
+		{"203.0.113.5:4000", "198.51.100.1", "203.0.113.5"},                  // not from a proxy: header ignored
+		{"10.1.1.1:4000", "198.51.100.1", "198.51.100.1"},                    // from the proxy
+		{"10.1.1.1:4000", "6.6.6.6, 198.51.100.1, 10.2.2.2", "198.51.100.1"}, // nearest untrusted hop wins, not the forgeable leftmost
+		{"10.1.1.1:4000", "garbage", "10.1.1.1"},
+		{"10.1.1.1:4000", "", "10.1.1.1"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.remote
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := m.ClientIP(r); got != c.want {
+			t.Errorf("ClientIP(%s, XFF %q) = %s, want %s", c.remote, c.xff, got, c.want)
+		}
 	}
 }

@@ -231,7 +231,9 @@ func newSSO(a *app) *sso.Manager {
 		}
 		maps[p.Name] = m
 	}
+	proxies, _ := a.cfg.Web.TrustedProxyPrefixes() // validated at load
 	return sso.New(a.db, newPeople(a), sso.Config{
+		TrustedProxies:  proxies,
 		IdleTimeout:     a.cfg.Web.SessionIdle.D(),
 		AbsoluteTimeout: a.cfg.Web.SessionAbsolute.D(),
 		PublicURL:       a.cfg.Web.PublicURL, // empty: the CSRF check compares Origin with the request's host

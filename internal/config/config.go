@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -63,6 +64,11 @@ type Web struct {
 	// PortalTokenFile holds the token the portal's server presents to read
 	// a person's badge (GOVHUB_PORTAL_TOKEN overrides it; ≥32 characters).
 	PortalTokenFile string `yaml:"portal_token_file"`
+	// TrustedProxies are the load balancers in front of the http module
+	// (addresses or CIDR prefixes): for requests from them the client is
+	// read from X-Forwarded-For, so sign-in lockouts and the audit log see
+	// staff's addresses, not the proxy's. Default none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// AlertSenders may use "also alert recipients by SMS/IM": addresses,
 	// or "*" for everyone. Default none.
 	AlertSenders []string `yaml:"alert_senders"`
@@ -353,7 +359,7 @@ func Default() Config {
 			HTTPS:       "127.0.0.1:8443",
 		},
 		Web: Web{SessionIdle: Duration(2 * time.Hour), SessionAbsolute: Duration(12 * time.Hour), PasswordLogin: true,
-			CORSOrigins: []string{}, AlertSenders: []string{}},
+			CORSOrigins: []string{}, AlertSenders: []string{}, TrustedProxies: []string{}},
 		SMTP:     SMTP{MaxRecipients: 1000, MaxConnsPerIP: 20, Timeout: Duration(5 * time.Minute)},
 		IMAP:     IMAP{IdlePoll: Duration(250 * time.Millisecond)},
 		Delivery: Delivery{RetryFor: Duration(120 * time.Hour), DKIMSelector: "govhub", RequireTLS: []string{}},
@@ -470,6 +476,24 @@ func EnvOIDCSecret(name string) string {
 	return "GOVHUB_OIDC_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name)) + "_SECRET"
 }
 
+// TrustedProxyPrefixes parses web.trusted_proxies; a bare address is a
+// prefix of one address.
+func (w Web) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range w.TrustedProxies {
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("web.trusted_proxies: %q is neither an address nor a CIDR prefix", v)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
 // PublicURL is web.public_url, or https://<listen.https> when unset.
 func (c Config) PublicURL() string {
 	if c.Web.PublicURL != "" {
@@ -548,6 +572,9 @@ func (c Config) Validate() error {
 		if !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://") || strings.Count(o, "/") != 2 {
 			errs = append(errs, fmt.Errorf("web.cors_origins: %q is not an origin (scheme://host[:port])", o))
 		}
+	}
+	if _, err := c.Web.TrustedProxyPrefixes(); err != nil {
+		errs = append(errs, err)
 	}
 	seenSSO := map[string]bool{}
 	checkName := func(kind, name string) {
