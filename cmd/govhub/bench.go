@@ -44,6 +44,10 @@ type storeBenchResult struct {
 	DiskBytesPerMessage float64 `json:"disk_bytes_per_message"`
 	DiskBytesPerDeliv   float64 `json:"disk_bytes_per_delivery"`
 	DBBytesPerDelivery  float64 `json:"db_bytes_per_delivery"`
+	// DBBytesKept is what stays per delivery once maintenance has pruned
+	// the outbox events (store.event_retention): the long-term metadata
+	// cost, in pages in use (SQLite only).
+	DBBytesKept float64 `json:"db_bytes_kept_per_delivery,omitempty"`
 	DataDirGrowth       int64   `json:"data_dir_growth_bytes"`
 	DataDir             string  `json:"data_dir"`
 	// RefSyncsPerSec is this disk's rate of 4 KiB append+fdatasync in the
@@ -140,6 +144,7 @@ Account creation is not timed.`,
 			}
 			db.Checkpoint(ctx)
 			dbBefore, _ := db.Size(ctx)
+			usedBefore, _ := db.UsedBytes(ctx)
 			dirBefore := dirSize(dir)
 
 			if cpuProfile != "" {
@@ -193,6 +198,13 @@ Account creation is not timed.`,
 			}
 			db.Checkpoint(ctx)
 			dbAfter, _ := db.Size(ctx)
+			var kept int64
+			if _, err := st.PruneEvents(ctx, 0); err == nil {
+				db.Checkpoint(ctx)
+				if usedAfter, err := db.UsedBytes(ctx); err == nil && usedAfter > 0 {
+					kept = usedAfter - usedBefore
+				}
+			}
 			st.Close()
 			vs.Close()
 			growth := dirSize(dir) - dirBefore
@@ -208,6 +220,7 @@ Account creation is not timed.`,
 				DiskBytesPerMessage: float64(growth) / float64(messages),
 				DiskBytesPerDeliv:   float64(growth) / deliveries,
 				DBBytesPerDelivery:  float64(dbAfter-dbBefore) / deliveries,
+				DBBytesKept:         float64(kept) / deliveries,
 				DataDirGrowth:       growth,
 				DataDir:             dir,
 			}

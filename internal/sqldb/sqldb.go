@@ -221,6 +221,26 @@ func (db *DB) Size(ctx context.Context) (int64, error) {
 	return total, nil
 }
 
+// UsedBytes is the size of the SQLite pages in use (the file minus its
+// free list), 0 on PostgreSQL: what deleted rows give back shows here,
+// not in the file size.
+func (db *DB) UsedBytes(ctx context.Context) (int64, error) {
+	if db.Dialect == Postgres {
+		return 0, nil
+	}
+	var pages, free, size int64
+	if err := db.X.GetContext(ctx, &pages, "PRAGMA page_count"); err != nil {
+		return 0, err
+	}
+	if err := db.X.GetContext(ctx, &free, "PRAGMA freelist_count"); err != nil {
+		return 0, err
+	}
+	if err := db.X.GetContext(ctx, &size, "PRAGMA page_size"); err != nil {
+		return 0, err
+	}
+	return (pages - free) * size, nil
+}
+
 // Checkpoint folds the SQLite WAL back into the main file (a no-op on
 // PostgreSQL), so that Size measures the tables rather than the log.
 func (db *DB) Checkpoint(ctx context.Context) error {

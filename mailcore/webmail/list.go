@@ -50,15 +50,18 @@ func (r summaryRow) summary() Summary {
 	}
 }
 
-// orderBy maps a Sort to its ORDER BY; every order ends on uid so pages
-// never overlap. Sender and subject compare lower-cased, ties newest
+// orderBy maps a Sort to its ORDER BY; every order ends on a unique key
+// (uid, or the row id for the date orders) so pages never overlap. Sender and subject compare lower-cased, ties newest
 // first.
 func orderBy(s Sort) (string, error) {
 	switch s {
 	case "", SortDateDesc:
-		return `m.internal_date DESC, m.uid DESC`, nil
+		// m.id breaks ties like uid does (both grow with every row added
+		// to a mailbox) and is in the date index implicitly, so the index
+		// needs no uid column (which every delivered row would pay for).
+		return `m.internal_date DESC, m.id DESC`, nil
 	case SortDateAsc:
-		return `m.internal_date ASC, m.uid ASC`, nil
+		return `m.internal_date ASC, m.id ASC`, nil
 	case SortFrom:
 		return `LOWER(m.from_addr) ASC, m.internal_date DESC, m.uid DESC`, nil
 	case SortSubject:

@@ -527,7 +527,7 @@ func (s *Service) Badge(ctx context.Context, u User, n int) (Badge, error) {
 	}
 	var rows []summaryRow
 	err = s.db.X.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+summaryCols+` FROM messages m
-		WHERE m.mailbox_id = ? AND m.flags & 1 = 0 ORDER BY m.internal_date DESC, m.uid DESC LIMIT ?`), inbox.ID, n)
+		WHERE m.mailbox_id = ? AND m.flags & 1 = 0 ORDER BY m.internal_date DESC, m.id DESC LIMIT ?`), inbox.ID, n)
 	if err != nil {
 		return Badge{}, fmt.Errorf("webmail: badge: %w", err)
 	}
