@@ -47,9 +47,9 @@ type storeBenchResult struct {
 	// DBBytesKept is what stays per delivery once maintenance has pruned
 	// the outbox events (store.event_retention): the long-term metadata
 	// cost, in pages in use (SQLite only).
-	DBBytesKept float64 `json:"db_bytes_kept_per_delivery,omitempty"`
-	DataDirGrowth       int64   `json:"data_dir_growth_bytes"`
-	DataDir             string  `json:"data_dir"`
+	DBBytesKept   float64 `json:"db_bytes_kept_per_delivery,omitempty"`
+	DataDirGrowth int64   `json:"data_dir_growth_bytes"`
+	DataDir       string  `json:"data_dir"`
 	// RefSyncsPerSec is this disk's rate of 4 KiB append+fdatasync in the
 	// data directory, measured in the same run just before the deliveries:
 	// the reference the delivery rate is quoted against.
