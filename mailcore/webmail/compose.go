@@ -228,6 +228,9 @@ func (s *Service) build(ctx context.Context, u User, d Draft, alert bool) (built
 	if len(d.Subject) > 2000 || strings.ContainsAny(d.Subject, "\r\n") {
 		return b, invalid("subject")
 	}
+	if len(d.InReplyTo) > 998 || strings.ContainsAny(strings.Trim(strings.TrimSpace(d.InReplyTo), "<>"), " \r\n<>") {
+		return b, invalid("in_reply_to") // a form field, not a header line
+	}
 	atts := d.Attachments
 	if d.ForwardFolderID != 0 {
 		fw, err := s.forwardedParts(ctx, u, d.ForwardFolderID, d.ForwardUID)

@@ -730,3 +730,20 @@ func TestSettingsSuggestBadge(t *testing.T) {
 		}
 	})
 }
+
+// TestHeaderFieldsRefused: compose fields that end up in header lines
+// refuse line breaks with ErrInvalid (a 400), never reach the MIME writer.
+func TestHeaderFieldsRefused(t *testing.T) {
+	e := newEnv(t, testdb.SQLiteURL(t), Config{})
+	for name, d := range map[string]Draft{
+		"subject":     {To: []string{"lisi@gov.example"}, Subject: "hi\r\nBcc: evil@example.com"},
+		"in-reply-to": {To: []string{"lisi@gov.example"}, Subject: "hi", InReplyTo: "<a@b>\r\nBcc: evil@example.com"},
+	} {
+		if _, err := e.svc.Send(ctx, e.a, d); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s with a line break: %v", name, err)
+		}
+	}
+	if len(e.sub.calls) != 0 {
+		t.Fatal("a message with an injected header was submitted")
+	}
+}
