@@ -499,6 +499,8 @@ type draftBody struct {
 	ReplyFolderID   int64        `json:"reply_folder_id"`
 	ReplyUID        uint32       `json:"reply_uid"`
 	Alert           bool         `json:"alert"`
+	KeepParts       []string     `json:"keep_parts"`
+	DraftParts      []Part       `json:"draft_parts"`
 }
 
 type uploadBody struct {
@@ -511,10 +513,10 @@ func (b draftBody) draft() Draft {
 	d := Draft{
 		To: b.To, Cc: b.Cc, Bcc: b.Bcc, Subject: b.Subject, Text: b.Text, InReplyTo: b.InReplyTo, References: b.References,
 		ForwardFolderID: b.ForwardFolderID, ForwardUID: b.ForwardUID, DraftUID: b.DraftUID,
-		ReplyFolderID: b.ReplyFolderID, ReplyUID: b.ReplyUID, Alert: b.Alert,
+		ReplyFolderID: b.ReplyFolderID, ReplyUID: b.ReplyUID, Alert: b.Alert, KeepParts: b.KeepParts,
 	}
 	for _, u := range b.Attachments {
-		d.Attachments = append(d.Attachments, Upload(u))
+		d.Attachments = append(d.Attachments, Upload{Name: u.Name, ContentType: u.ContentType, Data: u.Data})
 	}
 	return d
 }
@@ -524,9 +526,13 @@ func bodyOfDraft(d Draft) draftBody {
 		To: nonNil(d.To), Cc: nonNil(d.Cc), Bcc: nonNil(d.Bcc), Subject: d.Subject, Text: d.Text, InReplyTo: d.InReplyTo,
 		References: nonNil(d.References), Attachments: []uploadBody{}, ForwardFolderID: d.ForwardFolderID, ForwardUID: d.ForwardUID,
 		DraftUID: d.DraftUID, ReplyFolderID: d.ReplyFolderID, ReplyUID: d.ReplyUID, Alert: d.Alert,
+		KeepParts: nonNil(d.KeepParts), DraftParts: d.DraftParts,
+	}
+	if b.DraftParts == nil {
+		b.DraftParts = []Part{}
 	}
 	for _, u := range d.Attachments {
-		b.Attachments = append(b.Attachments, uploadBody(u))
+		b.Attachments = append(b.Attachments, uploadBody{Name: u.Name, ContentType: u.ContentType, Data: u.Data})
 	}
 	return b
 }
@@ -583,7 +589,7 @@ func (a *api) readDraft(w http.ResponseWriter, r *http.Request) (Draft, error) {
 	}
 	d := Draft{To: f["to"], Cc: f["cc"], Bcc: f["bcc"], Subject: get("subject"), Text: get("text"),
 		InReplyTo: get("in_reply_to"), References: strings.Fields(get("references")),
-		Alert: queryBool(url.Values{"a": {get("alert")}}, "a")}
+		Alert: queryBool(url.Values{"a": {get("alert")}}, "a"), KeepParts: f["keep_part"]}
 	var n [5]uint64
 	for i, k := range []string{"forward_folder_id", "forward_uid", "draft_uid", "reply_folder_id", "reply_uid"} {
 		v, err := num(k)

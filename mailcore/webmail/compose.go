@@ -232,6 +232,13 @@ func (s *Service) build(ctx context.Context, u User, d Draft, alert bool) (built
 		return b, invalid("in_reply_to") // a form field, not a header line
 	}
 	atts := d.Attachments
+	if d.DraftUID != 0 && len(d.KeepParts) > 0 {
+		kept, err := s.keptDraftParts(ctx, u, d.DraftUID, d.KeepParts)
+		if err != nil {
+			return b, err
+		}
+		atts = append(kept, atts...)
+	}
 	if d.ForwardFolderID != 0 {
 		fw, err := s.forwardedParts(ctx, u, d.ForwardFolderID, d.ForwardUID)
 		if err != nil {
@@ -350,6 +357,11 @@ func writeBody(w io.Writer, h mail.Header, text string, atts []Upload) error {
 		ah.SetContentType(ct, map[string]string{"name": name})
 		ah.SetFilename(name)
 		ah.Set("Content-Transfer-Encoding", "base64")
+		cid := a.ContentID
+		if cid == "" || strings.ContainsAny(cid, "<>\r\n ") || len(cid) > 200 {
+			cid = newContentID()
+		}
+		ah.Set("Content-Id", "<"+cid+">")
 		aw, err := mw.CreateAttachment(ah)
 		if err != nil {
 			return err
@@ -634,6 +646,53 @@ func (s *Service) SaveDraft(ctx context.Context, u User, d Draft) (MessageRef, e
 	return ref, nil
 }
 
+// newContentID makes a Content-ID for an attachment (RFC 2392 syntax).
+func newContentID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "att-" + hex.EncodeToString(b[:]) + "@govhub"
+}
+
+// keptDraftParts reads the attachments named by Content-ID from the saved
+// draft uid of the user's Drafts folder, in the draft's order, keeping
+// their Content-IDs: saving the draft again (autosave sends no files)
+// and sending it carry them over instead of dropping them.
+func (s *Service) keptDraftParts(ctx context.Context, u User, uid uint32, keep []string) ([]Upload, error) {
+	drafts, err := s.special(ctx, u, mailcore.UseDrafts)
+	if err != nil {
+		return nil, err
+	}
+	v, _, err := s.view(ctx, u, drafts.ID, uid, ReadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, c := range keep {
+		want[strings.Trim(c, "<>")] = true
+	}
+	var parts []Part
+	var ids []string
+	for _, p := range v.Parts {
+		if p.ContentID != "" && want[p.ContentID] {
+			parts = append(parts, p)
+			ids = append(ids, p.ID)
+		}
+	}
+	data, err := s.PartsData(ctx, u, drafts.ID, uid, ids, int(s.cfg.MaxMessageSize))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Upload, 0, len(parts))
+	for _, p := range parts {
+		d, ok := data[p.ID]
+		if !ok {
+			return nil, fmt.Errorf("%w: the draft's attachments are larger than a message may be", mailcore.ErrTooLarge)
+		}
+		out = append(out, Upload{Name: p.Name, ContentType: p.ContentType, Data: d, ContentID: p.ContentID})
+	}
+	return out, nil
+}
+
 // resumeDraft loads a saved draft back into the editor; sending or saving
 // it again replaces it (DraftUID).
 func (s *Service) resumeDraft(ctx context.Context, u User, folderID int64, uid uint32) (Draft, error) {
@@ -661,6 +720,12 @@ func (s *Service) resumeDraft(ctx context.Context, u User, folderID int64, uid u
 	}
 	if mb, err := s.folder(ctx, u, folderID); err == nil && mb.SpecialUse == mailcore.UseDrafts {
 		d.DraftUID = uid
+		for _, p := range v.Parts {
+			if p.ContentID != "" && !p.Inline {
+				d.DraftParts = append(d.DraftParts, p)
+				d.KeepParts = append(d.KeepParts, p.ContentID)
+			}
+		}
 	}
 	return d, nil
 }

@@ -263,6 +263,11 @@ type Draft struct {
 	ForwardUID      uint32
 	// DraftUID is the saved draft this replaces (0: none).
 	DraftUID uint32
+	// KeepParts are the Content-IDs of the replaced draft's attachments
+	// to carry into this message (the rest were removed by the writer);
+	// DraftParts lists them when a draft is resumed (Compose "draft").
+	KeepParts  []string
+	DraftParts []Part
 	// ReplyFolderID and ReplyUID name the message this answers (Compose
 	// fills them), so Send marks it \Answered; 0: found by InReplyTo.
 	ReplyFolderID int64
@@ -278,6 +283,9 @@ type Upload struct {
 	Name        string
 	ContentType string
 	Data        []byte
+	// ContentID names the attachment across saves of a draft ("" on
+	// upload: one is made when the message is built).
+	ContentID string
 }
 
 // MessageRef names a stored message.

@@ -39,3 +39,65 @@ func TestPartsData(t *testing.T) {
 		t.Fatalf("another account read the parts: %v", err)
 	}
 }
+
+// TestDraftAttachmentsCarried: a draft saved with an attachment keeps it
+// through later saves that send no files (autosave) and sends it, unless
+// the writer unticks it (KeepParts without its Content-ID).
+func TestDraftAttachmentsCarried(t *testing.T) {
+	e := newEnv(t, testdb.SQLiteURL(t), Config{})
+	att := Upload{Name: "预算草案.txt", ContentType: "text/plain", Data: []byte("2027 年预算")}
+	ref, err := e.svc.SaveDraft(ctx, e.a, Draft{To: []string{"lisi@gov.example"}, Subject: "草稿", Text: "v1", Attachments: []Upload{att}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.svc.Compose(ctx, e.a, "draft", ref.FolderID, ref.UID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.DraftParts) != 1 || d.DraftParts[0].Name != "预算草案.txt" || len(d.KeepParts) != 1 || d.KeepParts[0] != d.DraftParts[0].ContentID {
+		t.Fatalf("resumed draft parts %+v keep %v", d.DraftParts, d.KeepParts)
+	}
+	// Autosave: the form's fields, no files, the attachment left ticked.
+	d.Text = "v2"
+	ref2, err := e.svc.SaveDraft(ctx, e.a, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := e.svc.Compose(ctx, e.a, "draft", ref2.FolderID, ref2.UID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d2.DraftParts) != 1 || d2.DraftParts[0].ContentID != d.DraftParts[0].ContentID || d2.Text != "v2" {
+		t.Fatalf("after a save without files: %+v", d2.DraftParts)
+	}
+	if _, err := e.svc.Compose(ctx, e.a, "draft", ref.FolderID, ref.UID, ""); err == nil {
+		t.Fatal("the replaced draft is still there")
+	}
+	// Sent with the attachment still ticked: the message carries it.
+	if _, err := e.svc.Send(ctx, e.a, d2); err != nil {
+		t.Fatal(err)
+	}
+	last := e.sub.calls[len(e.sub.calls)-1]
+	if !strings.Contains(string(last.raw), "MjAyNyDlubTpooTnrpc=") { // base64 of the attachment
+		t.Fatalf("sent message lacks the draft's attachment:\n%s", last.raw)
+	}
+	// Unticked: not carried.
+	ref3, _ := e.svc.SaveDraft(ctx, e.a, Draft{To: []string{"lisi@gov.example"}, Subject: "二", Attachments: []Upload{att}})
+	d3, _ := e.svc.Compose(ctx, e.a, "draft", ref3.FolderID, ref3.UID, "")
+	d3.KeepParts = nil
+	if _, err := e.svc.Send(ctx, e.a, d3); err != nil {
+		t.Fatal(err)
+	}
+	last = e.sub.calls[len(e.sub.calls)-1]
+	if strings.Contains(string(last.raw), "filename") {
+		t.Fatalf("an unticked attachment was sent:\n%s", last.raw)
+	}
+	// Another account cannot pull parts out of someone's draft.
+	other := Draft{To: []string{"zhangsan@gov.example"}, DraftUID: ref2.UID, KeepParts: d2.KeepParts}
+	if _, err := e.svc.Send(ctx, e.b, other); err == nil {
+		last = e.sub.calls[len(e.sub.calls)-1]
+		if strings.Contains(string(last.raw), "filename") {
+			t.Fatal("another account's draft attachment was sent")
+		}
+	}
+}

@@ -101,6 +101,7 @@ func draftFromForm(r *http.Request, withFiles bool) (webmail.Draft, error) {
 	d := webmail.Draft{To: splitAddrs(f("to")), Cc: splitAddrs(f("cc")), Bcc: splitAddrs(f("bcc")),
 		Subject: f("subject"), Text: strings.ReplaceAll(f("body"), "\r\n", "\n"), InReplyTo: f("in_reply_to"),
 		References: strings.Fields(f("references")), Alert: f("alert") == "1"}
+	d.KeepParts = r.PostForm["keep_part"] // the saved draft's attachments left ticked
 	if n, err := strconv.ParseUint(f("draft_uid"), 10, 32); err == nil {
 		d.DraftUID = uint32(n)
 	}

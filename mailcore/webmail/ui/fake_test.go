@@ -347,7 +347,14 @@ func (m *fakeMail) Compose(ctx context.Context, u webmail.User, mode string, fol
 		if msg == nil || folderID != draftsID {
 			return webmail.Draft{}, mailcore.ErrNotFound
 		}
-		return webmail.Draft{To: []string{msg.view.To}, Subject: msg.view.Subject, Text: msg.view.Text, DraftUID: uid, Alert: msg.view.Alert}, nil
+		d := webmail.Draft{To: []string{msg.view.To}, Subject: msg.view.Subject, Text: msg.view.Text, DraftUID: uid, Alert: msg.view.Alert}
+		for _, p := range msg.view.Parts {
+			if p.ContentID != "" && !p.Inline {
+				d.DraftParts = append(d.DraftParts, p)
+				d.KeepParts = append(d.KeepParts, p.ContentID)
+			}
+		}
+		return d, nil
 	}
 	return webmail.Draft{}, mailcore.ErrNotFound
 }

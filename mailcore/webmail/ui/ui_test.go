@@ -516,6 +516,20 @@ func TestComposeDeepLink(t *testing.T) {
 	if !strings.Contains(body, `name="draft_uid" id="draft_uid" value="9"`) || !strings.Contains(body, "未完成的草稿") || strings.Count(body, "办公厅 李丽") != 1 {
 		t.Errorf("draft not reopened: %s", body)
 	}
+	// A draft's saved attachments are listed, ticked, and go with the form.
+	d := e.mail.find(draftsID, 9)
+	d.view.Parts = []webmail.Part{{ID: "2", Name: "预算草案.xlsx", ContentType: "application/octet-stream", Size: 2048, ContentID: "att-1@govhub"}}
+	body = e.get("/compose?mode=draft&folder=3&uid=9").Body.String()
+	if !strings.Contains(body, `name="keep_part" value="att-1@govhub" checked`) || !strings.Contains(body, "预算草案.xlsx") {
+		t.Fatalf("draft attachments not offered:\n%s", body)
+	}
+	w = e.post("/compose", withCSRF(url.Values{"do": {"send"}, "to": {"b@gov.example"}, "draft_uid": {"9"}, "keep_part": {"att-1@govhub"}}))
+	if w.Code != http.StatusSeeOther || len(e.mail.sent) == 0 {
+		t.Fatalf("send: %d", w.Code)
+	}
+	if kp := e.mail.sent[len(e.mail.sent)-1].KeepParts; len(kp) != 1 || kp[0] != "att-1@govhub" {
+		t.Fatalf("kept parts %v", kp)
+	}
 }
 
 func multipartBody(t *testing.T, fields map[string]string, files map[string][]byte) (io.Reader, string) {
