@@ -123,9 +123,13 @@ func (s *Store) GroupByMail(ctx context.Context, addr string) (*GroupRecord, err
 	return s.Group(ctx, ids[0])
 }
 
+// maxGroupSort bounds how many matching groups SearchGroups sorts.
+const maxGroupSort = 5000
+
 // SearchGroups lists the groups that have not left whose name, its
 // pinyin (full or initials), description or mail contain every word of
-// query ("" for all), by name; limit is capped at MaxSearchLimit.
+// query ("" for all), in pinyin order of the name; limit is capped at
+// MaxSearchLimit.
 func (s *Store) SearchGroups(ctx context.Context, query string, limit int) ([]GroupRecord, error) {
 	if limit <= 0 || limit > MaxSearchLimit {
 		limit = MaxSearchLimit
@@ -136,17 +140,31 @@ func (s *Store) SearchGroups(ctx context.Context, query string, limit int) ([]Gr
 		where = append(where, `search_text LIKE ? ESCAPE '\'`)
 		args = append(args, "%"+likeEscape(w)+"%")
 	}
-	args = append(args, limit)
+	// Sorted by pinyin here, as people are (Chinese names in code-point
+	// order read as random): an organisation has hundreds of groups, so
+	// the matches are read whole up to a bound and cut after sorting.
+	args = append(args, maxGroupSort)
 	var rows []groupRow
 	q := `SELECT ` + groupCols + ` FROM dir_groups WHERE ` + strings.Join(where, " AND ") + ` ORDER BY name, id LIMIT ?`
 	if err := s.db.X.SelectContext(ctx, &rows, s.db.Rebind(q), args...); err != nil {
 		return nil, fmt.Errorf("directory: search groups: %w", err)
 	}
 	out := make([]GroupRecord, len(rows))
+	keys := make([]string, len(rows))
 	for i, r := range rows {
 		out[i] = *r.record()
+		keys[i], _ = Pinyin(out[i].Name)
 	}
-	return out, nil
+	idx := make([]int, len(out))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return keys[idx[a]] < keys[idx[b]] })
+	sorted := make([]GroupRecord, 0, min(limit, len(out)))
+	for _, i := range idx[:min(limit, len(idx))] {
+		sorted = append(sorted, out[i])
+	}
+	return sorted, nil
 }
 
 // nestedCTE is the set of group ids reachable from the group bound to its

@@ -261,3 +261,31 @@ func TestGroupFirstContact(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupsPinyinOrder: group lists read in pinyin order, not by code
+// point (安 an, 王 wang, 张 zhang; by code point 安 张 王).
+func TestGroupsPinyinOrder(t *testing.T) {
+	each(t, func(t *testing.T, db *sqldb.DB) {
+		e, _ := newTestEngine(db, Config{})
+		f := newFake("ldap")
+		chart(f)
+		for i, n := range []string{"张组", "安组", "王组"} {
+			f.setGroup(Group{Anchor: "g" + strconv.Itoa(i), Name: n, Members: []string{"u1"}})
+		}
+		mustRun(t, e, f, RunOptions{})
+		gs, err := e.Store().SearchGroups(context.Background(), "组", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, g := range gs {
+			names = append(names, g.Name)
+		}
+		if strings.Join(names, " ") != "安组 王组 张组" {
+			t.Fatalf("order %v", names)
+		}
+		if gs, _ := e.Store().SearchGroups(context.Background(), "组", 2); len(gs) != 2 || gs[1].Name != "王组" {
+			t.Fatalf("limit applies after sorting: %+v", gs)
+		}
+	})
+}
