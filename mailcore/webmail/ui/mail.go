@@ -384,6 +384,11 @@ func (h *handler) view(w http.ResponseWriter, r *http.Request, q *req) {
 		h.fail(w, r, q, err)
 		return
 	}
+	// Reading marked the message \Seen: the sidebar's unread counts are
+	// read again so they include it.
+	if fresh, err := h.mail.Folders(r.Context(), q.u); err == nil {
+		fs = fresh
+	}
 	views := folderViews(q.L, fs)
 	fid := strconv.FormatInt(f.ID, 10)
 	us := strconv.FormatUint(uint64(uid), 10)

@@ -901,3 +901,15 @@ func TestStatic(t *testing.T) {
 		}
 	}
 }
+
+// TestViewCountsAfterReading: opening an unread message shows the
+// sidebar's unread count without it.
+func TestViewCountsAfterReading(t *testing.T) {
+	e := newEnv(t, Options{})
+	count := regexp.MustCompile(`<span class="name">收件箱</span> <span class="count"><span class="visually-hidden">[^<]*</span>(\d+)</span>`)
+	before := count.FindStringSubmatch(e.get("/mail/1").Body.String())
+	after := count.FindStringSubmatch(e.get("/mail/1/1").Body.String())
+	if before == nil || after == nil || before[1] != "3" || after[1] != "2" {
+		t.Fatalf("INBOX unread before %v, after reading %v (want 3, then 2)", before, after)
+	}
+}
