@@ -50,7 +50,10 @@ type Options struct {
 	// ProductName is shown in titles and the header; default: the
 	// catalogue's product name ("政务邮箱" / "Government Mail").
 	ProductName string
-	// Location is the time zone dates are shown in; default time.Local.
+	// Location is the time zone dates are shown in; default China
+	// Standard Time (UTC+8, no daylight saving), the zone the service
+	// writes into replies' quote lines and Date headers, whatever the
+	// server's own zone is.
 	Location *time.Location
 	// Now is the clock ("today" shows a time, older dates a day); default
 	// time.Now.
@@ -103,7 +106,7 @@ func New(mail webmail.Mail, sess webmail.Sessions, opts Options) http.Handler {
 		opts.LoginPath = "/login"
 	}
 	if opts.Location == nil {
-		opts.Location = time.Local
+		opts.Location = time.FixedZone("CST", 8*3600)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
