@@ -1114,8 +1114,14 @@ func (r *run) planPerson(en Entry) {
 	} else {
 		cur = r.people[id]
 	}
-	// Duplicate mail: the address must not name anyone else.
+	// Duplicate mail: the address must not name anyone else, nor a group
+	// (mail to the group would land in this one person's mailbox: the
+	// SMTP server finds accounts before groups).
 	if m := strings.ToLower(p.Mail); m != "" && !strings.EqualFold(p.Mail, cur.Mail) {
+		if g, ok := r.groupMail[m]; ok && g != 0 && r.groups[g] != nil && r.groups[g].Status != StatusLeft {
+			r.fail(en, idOrZero(id), "mail address "+strconv.Quote(p.Mail)+" already belongs to group "+strconv.FormatInt(g, 10))
+			return
+		}
 		if other, ok := r.mailIdx[m]; ok && other != cur.ID {
 			takes := r.owner("mail") == r.name || cur.Mail == ""
 			if takes {

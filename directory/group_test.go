@@ -289,3 +289,25 @@ func TestGroupsPinyinOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestPersonCannotTakeGroupMail: a person whose mail is an active group's
+// address is refused (reported per object): otherwise mail to the list
+// would land in that one person's mailbox.
+func TestPersonCannotTakeGroupMail(t *testing.T) {
+	each(t, func(t *testing.T, db *sqldb.DB) {
+		e, _ := newTestEngine(db, Config{})
+		f := newFake("ldap")
+		chart(f)
+		groupChart(f)
+		mustRun(t, e, f, RunOptions{})
+		f.setPerson(Person{Anchor: "u9", DisplayName: "赵六", Mail: "office-all@gov.example", EmployeeNo: "E009",
+			Memberships: []Membership{{DeptAnchor: "d-office", Order: 2}}})
+		rep := mustRun(t, e, f, RunOptions{})
+		if len(rep.Errors) == 0 || !strings.Contains(rep.Errors[0].Error, "belongs to group") {
+			t.Fatalf("a person took a group's address: %+v", rep.Errors)
+		}
+		if p, err := e.Store().PersonBy(context.Background(), "mail", "office-all@gov.example", nil); err == nil {
+			t.Fatalf("person %d has the group's mail", p.ID)
+		}
+	})
+}
