@@ -68,6 +68,9 @@ type Config struct {
 	// and, in a full run, people active in govhub that such a peer has no
 	// entry for are created there (when it is a PeerCreator).
 	Writable map[string]bool
+	// Push lists the writable peers in which a full run creates the
+	// active people they lack (push.go); off unless listed.
+	Push map[string]bool
 	// MaxDeletions and MaxDeletionFraction bound what one run may remove
 	// (the smaller wins); defaults 500 and 0.05.
 	MaxDeletions        int
@@ -1489,7 +1492,9 @@ func (r *run) apply(ctx context.Context, full bool, cursor string) error {
 		tx := newPtx(db, sqltx)
 		defer tx.close()
 		realID = map[int64]int64{}
-		if len(r.newDepts)+len(r.dirtyDept)+len(r.newPeople)+len(r.dirtyPerson)+len(r.newGroups)+len(r.dirtyGroup) > 0 {
+		// Pushes and write-backs count too: they act on the chart as
+		// planned, which must not have moved under them.
+		if len(r.newDepts)+len(r.dirtyDept)+len(r.newPeople)+len(r.dirtyPerson)+len(r.newGroups)+len(r.dirtyGroup)+len(r.pushes)+len(r.writebacks) > 0 {
 			// Compare-and-bump, first thing: on PostgreSQL the row lock
 			// orders concurrent appliers and the loser sees gen moved.
 			res, err := sqltx.ExecContext(ctx, db.Rebind(`UPDATE dir_generation SET gen = gen + 1 WHERE id = 1 AND gen = ?`), r.gen)

@@ -66,7 +66,7 @@ func (r *run) pushPerson(p *PersonRecord) (Person, map[string]string) {
 // has no anchor in it, in id order, when the peer is writable and can
 // create people.
 func (r *run) planPushes() {
-	if !r.e.cfg.Writable[r.name] {
+	if !r.e.cfg.Writable[r.name] || !r.e.cfg.Push[r.name] {
 		return
 	}
 	if _, ok := r.peer.(PeerCreator); !ok {

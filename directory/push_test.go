@@ -12,7 +12,7 @@ import (
 
 func TestPushToWritablePeer(t *testing.T) {
 	each(t, func(t *testing.T, db *sqldb.DB) {
-		e, _ := newTestEngine(db, Config{Writable: map[string]bool{"ldap": true}})
+		e, _ := newTestEngine(db, Config{Writable: map[string]bool{"ldap": true}, Push: map[string]bool{"ldap": true}})
 		ldap := fakeWriter{newFake("ldap")}
 		chart(ldap.fakePeer)
 		al := newFake("affairslink")
@@ -82,7 +82,7 @@ func TestPushToWritablePeer(t *testing.T) {
 // run says why.
 func TestPushSkipsBrokenPeerEntry(t *testing.T) {
 	each(t, func(t *testing.T, db *sqldb.DB) {
-		e, _ := newTestEngine(db, Config{Writable: map[string]bool{"ldap": true}})
+		e, _ := newTestEngine(db, Config{Writable: map[string]bool{"ldap": true}, Push: map[string]bool{"ldap": true}})
 		ldap := fakeWriter{newFake("ldap")}
 		chart(ldap.fakePeer)
 		ldap.extra = []Entry{{Kind: KindPerson, Anchor: "u-bad", Source: "person/u-bad", Err: errors.New("cn contains control characters"),
@@ -94,6 +94,23 @@ func TestPushSkipsBrokenPeerEntry(t *testing.T) {
 		rep := mustRun(t, e, ldap, RunOptions{Full: true})
 		if rep.CreatedInPeer != 0 || len(ldap.created) != 0 || len(rep.Errors) != 2 || !strings.Contains(rep.Errors[1].Error, "same employee_no") {
 			t.Fatalf("pushed over a broken entry: %+v", rep)
+		}
+	})
+}
+
+// TestPushIsOptIn: a writable peer without Push gets write-backs but no
+// new people.
+func TestPushIsOptIn(t *testing.T) {
+	each(t, func(t *testing.T, db *sqldb.DB) {
+		e, _ := newTestEngine(db, Config{Writable: map[string]bool{"ldap": true}})
+		ldap := fakeWriter{newFake("ldap")}
+		chart(ldap.fakePeer)
+		al := newFake("affairslink")
+		al.setPerson(Person{Anchor: "al-9", DisplayName: "陈九", Mail: "chenjiu@gov.example", EmployeeNo: "E009"})
+		mustRun(t, e, ldap, RunOptions{})
+		mustRun(t, e, al, RunOptions{})
+		if rep := mustRun(t, e, ldap, RunOptions{Full: true}); rep.CreatedInPeer != 0 || len(ldap.created) != 0 {
+			t.Fatalf("pushed without Push: %+v %v", rep.CreatedInPeer, ldap.created)
 		}
 	})
 }

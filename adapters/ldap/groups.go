@@ -64,6 +64,18 @@ func (p *Peer) groupRecord(e *goldap.Entry) groupRec {
 		Mail:        strings.ToLower(text(e, a.GroupMail, &errs)),
 		Status:      p.status(e, &errs),
 	}
+	// Active Directory sends a group with more members than its
+	// MaxValRange as "member;range=0-1499" and expects the client to ask
+	// for the rest; that is not done here, so such a group is reported
+	// as broken (its members in govhub stay as they were) rather than
+	// synced with none or with a truncated list.
+	for _, at := range e.Attributes {
+		for _, attr := range a.GroupMembers {
+			if strings.HasPrefix(strings.ToLower(at.Name), strings.ToLower(attr)+";range=") {
+				errs = append(errs, badEntry("%s is sent in ranges (%s): a group this large is not read yet", attr, at.Name))
+			}
+		}
+	}
 	seen := map[string]bool{}
 	for _, attr := range a.GroupMembers {
 		for _, v := range e.GetEqualFoldAttributeValues(attr) {

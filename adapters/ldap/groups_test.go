@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	goldap "github.com/go-ldap/ldap/v3"
 	"github.com/govhub/govhub/adapters/ldap/ldaptest"
 	"github.com/govhub/govhub/directory"
 )
@@ -142,5 +144,28 @@ func TestGroupsTimestampDelta(t *testing.T) {
 	groups, _, _ = groupWalk(t, func(fn func(directory.Entry) error) (string, error) { return p.Changes(ctx, cur, fn) })
 	if len(groups) > 1 {
 		t.Fatalf("unchanged groups came again: %+v", groups)
+	}
+}
+
+// TestGroupRangedMembersRefused: an Active Directory group whose members
+// come as member;range=0-1499 is reported broken, not synced as empty.
+func TestGroupRangedMembersRefused(t *testing.T) {
+	p, err := New(Config{URL: "ldap://127.0.0.1:1", People: Search{BaseDN: "dc=gov,dc=example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := goldap.NewEntry("cn=all,ou=groups,dc=gov,dc=example", map[string][]string{
+		"cn": {"全体"}, "entryUUID": {"7c9e6679-7425-40de-944b-e07fc1f90ae7"},
+		"member;range=0-1499": {"uid=a,dc=gov,dc=example"},
+	})
+	r := p.groupRecord(e)
+	if r.entry.Err == nil || !strings.Contains(r.entry.Err.Error(), "range") {
+		t.Fatalf("ranged group accepted: %+v", r.entry)
+	}
+	e = goldap.NewEntry("cn=small,ou=groups,dc=gov,dc=example", map[string][]string{
+		"cn": {"小组"}, "entryUUID": {"7c9e6679-7425-40de-944b-e07fc1f90ae8"}, "member": {"uid=a,dc=gov,dc=example"},
+	})
+	if r := p.groupRecord(e); r.entry.Err != nil || len(r.members) != 1 {
+		t.Fatalf("plain group: %+v %v", r.entry, r.members)
 	}
 }

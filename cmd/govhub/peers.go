@@ -52,10 +52,13 @@ func openPeer(cfg config.Config, name string, log *slog.Logger) (directory.Peer,
 // the mail store as its provisioner.
 func newDirectoryEngine(a *app) *directory.Engine {
 	d := a.cfg.Directory
-	writable := map[string]bool{}
+	writable, push := map[string]bool{}, map[string]bool{}
 	for _, p := range d.Peers {
 		if p.Writable {
 			writable[p.Name] = true
+		}
+		if p.Push {
+			push[p.Name] = true
 		}
 	}
 	return directory.NewEngine(directory.NewStore(a.db, nil), directory.Config{
@@ -63,6 +66,7 @@ func newDirectoryEngine(a *app) *directory.Engine {
 		MatchKey:            d.MatchKey,
 		RequireMail:         d.RequireMail,
 		Writable:            writable,
+		Push:                push,
 		MaxDeletions:        d.MaxDeletions,
 		MaxDeletionFraction: d.MaxDeletionFraction,
 		DefaultQuota:        int64(a.cfg.Store.DefaultQuota),

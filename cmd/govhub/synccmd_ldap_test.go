@@ -130,7 +130,7 @@ func newLDAPSyncConfig(t *testing.T, ldif string, writable bool, settings, dirLi
 	cfgPath := filepath.Join(dir, "govhub.yaml")
 	w := ""
 	if writable {
-		w = "      writable: true\n"
+		w = "      writable: true\n      push: true\n"
 	}
 	if err := os.WriteFile(cfgPath, []byte(`directory:
 `+dirLines+`  peers:
@@ -523,6 +523,7 @@ func TestSyncPushAffairsLink(t *testing.T) {
 	s := newLDAPSyncConfig(t, ldaptest.ChartLDIF(0), false, "", "", `    - name: affairslink
       type: affairslink
       writable: true
+      push: true
       settings:
         base_url: `+hs.URL+`
         app_key: govhub-mail

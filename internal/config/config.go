@@ -195,6 +195,12 @@ type Peer struct {
 	Type string `yaml:"type"`
 	// Writable lets govhub write back the fields it owns.
 	Writable bool `yaml:"writable"`
+	// Push creates, in this (writable) peer, the active people govhub has
+	// that the peer lacks. Off by default: a person the peer removed on
+	// purpose comes back at every full run unless the peer owns status,
+	// and a pushed LDAP entry's department comes from where it was
+	// created (attributes.create_base_dn); see docs/directory.md.
+	Push bool `yaml:"push"`
 	// Delta and Full are cron expressions (robfig/cron, 5 fields) for
 	// change runs and full reconciles; empty: not scheduled.
 	Delta string `yaml:"delta"`
@@ -557,6 +563,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("directory.peers: name %q must be a short word", p.Name))
 		case seenPeer[p.Name]:
 			errs = append(errs, fmt.Errorf("directory.peers: %q appears twice", p.Name))
+		case p.Push && !p.Writable:
+			errs = append(errs, fmt.Errorf("directory.peers[%s].push: needs writable: true", p.Name))
 		case p.Type != "ldap" && p.Type != "affairslink":
 			errs = append(errs, fmt.Errorf("directory.peers[%s].type: %q is not ldap or affairslink", p.Name, p.Type))
 		}
