@@ -36,7 +36,11 @@ func (r *run) pushPerson(p *PersonRecord) (Person, map[string]string) {
 	out := Person{Status: StatusActive}
 	fields := map[string]string{}
 	for _, f := range FieldNames {
-		if f == "status" || (r.owner(f) == r.name && f != "display_name") {
+		// The display name always (an entry needs one) and the match key
+		// always: should the anchor of the new entry fail to be recorded,
+		// the next run links the entry by that key instead of creating a
+		// second one.
+		if f == "status" || (r.owner(f) == r.name && f != "display_name" && f != r.e.cfg.MatchKey) {
 			continue
 		}
 		if f == "memberships" {

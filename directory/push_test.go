@@ -35,8 +35,10 @@ func TestPushToWritablePeer(t *testing.T) {
 			t.Fatalf("dry run: %+v, created %v", dry, ldap.created)
 		}
 		c := dry.Changes[0]
-		// Title and employee number are LDAP's own: left for it to fill.
-		want := map[string]string{"display_name": "陈九", "mail": "chenjiu@gov.example", "mobile": "13900000009"}
+		// The title is LDAP's own: left for it to fill. The employee
+		// number is LDAP's too but is the match key: written so that a
+		// create whose anchor is lost is linked, not repeated.
+		want := map[string]string{"display_name": "陈九", "mail": "chenjiu@gov.example", "mobile": "13900000009", "employee_no": "E009"}
 		if c.Action != "create" || c.Target != "ldap" || c.ObjectID == 0 || !reflect.DeepEqual(c.Fields, want) {
 			t.Fatalf("planned push: %+v", c)
 		}
@@ -54,7 +56,7 @@ func TestPushToWritablePeer(t *testing.T) {
 			t.Fatalf("push: %+v", rep)
 		}
 		got := ldap.person("new1")
-		if got == nil || got.DisplayName != "陈九" || got.Title != "" || got.EmployeeNo != "" || got.Mobile != "13900000009" {
+		if got == nil || got.DisplayName != "陈九" || got.Title != "" || got.EmployeeNo != "E009" || got.Mobile != "13900000009" {
 			t.Fatalf("created: %+v", got)
 		}
 		// The anchor was recorded: no second create, and the entry the
