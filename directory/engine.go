@@ -32,6 +32,11 @@ const FieldDepartment = "department"
 // ErrBusy: another run of the same peer holds the lease "sync:<peer>".
 var ErrBusy = errors.New("directory: a sync of this peer is already running")
 
+// ErrLeaseLost: the run stopped because its lease passed to another
+// holder (or could not be renewed for a whole TTL). Nothing of its plan
+// was applied; the run that holds the lease now does the work.
+var ErrLeaseLost = errors.New("directory: the sync lease was lost; the run stopped")
+
 // ErrDeletionThreshold: a run would remove more objects than the
 // threshold allows; nothing was changed. Run again with ConfirmDeletions.
 var ErrDeletionThreshold = errors.New("directory: deletion threshold exceeded")
@@ -248,9 +253,11 @@ type run struct {
 	e    *Engine
 	peer Peer
 	name string
-	opts RunOptions
-	now  time.Time
-	rep  *Report
+	// lease and holder name the lease this run holds (checked at apply).
+	lease, holder string
+	opts          RunOptions
+	now           time.Time
+	rep           *Report
 
 	depts   map[int64]*Dept
 	people  map[int64]*PersonRecord
@@ -377,20 +384,37 @@ func (e *Engine) Run(ctx context.Context, peer Peer, opts RunOptions) (*Report, 
 		stopRenew()
 		lease.Release(context.WithoutCancel(ctx), db, lname, holder)
 	}()
+	// A run that loses its lease (another holder took it, or renewal kept
+	// failing for a whole TTL, after which another node may start) stops:
+	// its context ends with ErrLeaseLost, and apply checks the holder in
+	// its transaction, so two runs never both write the same peer's plan.
+	ctx, lost := context.WithCancelCause(ctx)
+	defer lost(nil)
 	go func() {
 		t := time.NewTicker(e.cfg.LeaseTTL / 3)
 		defer t.Stop()
+		lastOK := time.Now()
 		for {
 			select {
 			case <-renewCtx.Done():
 				return
 			case <-t.C:
-				lease.TryAcquire(renewCtx, db, lname, holder, e.cfg.LeaseTTL, e.cfg.Now())
+				ok, err := lease.TryAcquire(renewCtx, db, lname, holder, e.cfg.LeaseTTL, e.cfg.Now())
+				switch {
+				case err == nil && ok:
+					lastOK = time.Now()
+				case err == nil:
+					lost(ErrLeaseLost)
+					return
+				case time.Since(lastOK) >= e.cfg.LeaseTTL:
+					lost(ErrLeaseLost)
+					return
+				}
 			}
 		}
 	}()
 
-	r := &run{e: e, peer: peer, name: name, opts: opts, now: e.cfg.Now()}
+	r := &run{e: e, peer: peer, name: name, opts: opts, now: e.cfg.Now(), lease: lname, holder: holder}
 	r.rep = &Report{Peer: name, DryRun: opts.DryRun, Started: r.now, Changes: []Change{}, Errors: []ObjectError{}, Conflicts: []Conflict{}}
 	var cursor string
 	err = db.X.GetContext(ctx, &cursor, db.Rebind(`SELECT cursor FROM dir_sync_state WHERE peer = ?`), name)
@@ -407,6 +431,9 @@ func (e *Engine) Run(ctx context.Context, peer Peer, opts RunOptions) (*Report, 
 	log.Info("sync run started", "kind", r.rep.Kind, "dry_run", opts.DryRun)
 	r.mark = time.Now()
 	err = r.do(ctx, full, cursor)
+	if err != nil && errors.Is(context.Cause(ctx), ErrLeaseLost) {
+		err = ErrLeaseLost
+	}
 	r.rep.Finished = e.cfg.Now()
 	if ferr := r.finish(context.WithoutCancel(ctx), err); ferr != nil && err == nil {
 		err = ferr
@@ -1492,6 +1519,15 @@ func (r *run) apply(ctx context.Context, full bool, cursor string) error {
 		tx := newPtx(db, sqltx)
 		defer tx.close()
 		realID = map[int64]int64{}
+		if r.lease != "" {
+			var held int
+			if err := sqltx.GetContext(ctx, &held, db.Rebind(`SELECT COUNT(*) FROM leases WHERE name = ? AND holder = ?`), r.lease, r.holder); err != nil {
+				return fmt.Errorf("directory: check lease: %w", err)
+			}
+			if held != 1 {
+				return ErrLeaseLost
+			}
+		}
 		// Pushes and write-backs count too: they act on the chart as
 		// planned, which must not have moved under them.
 		if len(r.newDepts)+len(r.dirtyDept)+len(r.newPeople)+len(r.dirtyPerson)+len(r.newGroups)+len(r.dirtyGroup)+len(r.pushes)+len(r.writebacks) > 0 {

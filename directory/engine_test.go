@@ -662,3 +662,26 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseLostStopsRun: a run whose lease passed to another holder
+// before it applied applies nothing and says so.
+func TestLeaseLostStopsRun(t *testing.T) {
+	each(t, func(t *testing.T, db *sqldb.DB) {
+		e, _ := newTestEngine(db, Config{})
+		f := newFake("ldap")
+		chart(f)
+		e.beforeApply = func() {
+			// Another node took the lease (ours expired while we planned).
+			if _, err := db.X.Exec(db.Rebind(`UPDATE leases SET holder = ?, expires_at = ? WHERE name = ?`), "other-node", t0.Add(time.Hour).Unix(), "sync:ldap"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := e.Run(context.Background(), f, RunOptions{})
+		if !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("run after losing the lease: %v", err)
+		}
+		if ds, _ := e.Store().Departments(context.Background()); len(ds) != 0 {
+			t.Fatalf("a run without its lease applied %d departments", len(ds))
+		}
+	})
+}
