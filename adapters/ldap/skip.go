@@ -2,6 +2,9 @@ package ldap
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"sort"
 	"strings"
 
 	goldap "github.com/go-ldap/ldap/v3"
@@ -37,7 +40,20 @@ func (p *Peer) version(e *goldap.Entry, depts *deptIndex) string {
 	if v == "" || checkText(a, v) != nil {
 		return "" // read in full every time
 	}
-	return v + "/" + depts.tag
+	v += "/" + depts.tag
+	if m := p.cfg.Attributes.MemberOf; m != "" {
+		// Active Directory computes memberOf from the groups: adding a
+		// user to one does not change the user's uSNChanged. The values
+		// are part of the version, so such a change is still seen.
+		vals := append([]string(nil), e.GetEqualFoldAttributeValues(m)...)
+		for i := range vals {
+			vals[i] = strings.ToLower(vals[i])
+		}
+		sort.Strings(vals)
+		h := sha256.Sum256([]byte(strings.Join(vals, "\n")))
+		v += "/" + hex.EncodeToString(h[:8])
+	}
+	return v
 }
 
 // readByAnchorBatch is how many people one search fetches by anchor.
@@ -54,7 +70,7 @@ func (p *Peer) walkSkipping(ctx context.Context, c *conn, rc *rawConn, depts *de
 	var changed []string // anchors to read in full
 	var byDN []string    // entries whose anchor is unreadable
 	total := 0
-	attrs := nonEmpty(p.cfg.Attributes.Anchor, p.stampAttr(), hwAttr)
+	attrs := nonEmpty(p.cfg.Attributes.Anchor, p.stampAttr(), hwAttr, p.cfg.Attributes.MemberOf)
 	err := rc.searchPaged(ctx, p.searchReq(p.cfg.People, p.cfg.People.Filter, attrs), p.cfg.PageSize, func(e *goldap.Entry) error {
 		total++
 		*maxTS = hwMax(*maxTS, e.GetEqualFoldAttributeValue(hwAttr))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	goldap "github.com/go-ldap/ldap/v3"
 	"github.com/govhub/govhub/adapters/ldap/ldaptest"
 	"github.com/govhub/govhub/directory"
 )
@@ -117,5 +118,30 @@ func TestFullSkipping(t *testing.T) {
 		if e.Unchanged || e.Version != "" {
 			t.Fatalf("change_stamp none: %s %+v", dn, e)
 		}
+	}
+}
+
+// TestVersionFollowsMemberOf: with memberships from a member_of attribute
+// (Active Directory's computed memberOf, which does not bump the user's
+// uSNChanged), the version changes when the values do, so a skipping
+// full run still reads the person.
+func TestVersionFollowsMemberOf(t *testing.T) {
+	p, err := New(Config{URL: "ldap://127.0.0.1:1", People: Search{BaseDN: "dc=gov,dc=example"},
+		Attributes: Attributes{ChangeStamp: "uSNChanged", MemberOf: "memberOf"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	depts := &deptIndex{tag: "t1"}
+	mk := func(groups ...string) *goldap.Entry {
+		return goldap.NewEntry("cn=a,dc=gov,dc=example", map[string][]string{"uSNChanged": {"1000"}, "memberOf": groups})
+	}
+	a := p.version(mk("cn=办公室,dc=gov,dc=example"), depts)
+	b := p.version(mk("cn=办公室,dc=gov,dc=example", "cn=财政局,dc=gov,dc=example"), depts)
+	c := p.version(mk("CN=办公室,dc=gov,dc=example"), depts)
+	if a == "" || a == b {
+		t.Fatalf("memberOf change not in the version: %q %q", a, b)
+	}
+	if a != c {
+		t.Fatalf("a case change alone changed the version: %q %q", a, c)
 	}
 }
