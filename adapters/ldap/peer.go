@@ -246,6 +246,10 @@ func (p *Peer) Full(ctx context.Context, fn func(directory.Entry) error) (string
 }
 
 // full is Full, and FullSkipping when known is set.
+// walkClockMargin is how far before a full walk's start its
+// modifyTimestamp cursor is set (see full).
+const walkClockMargin = 5 * time.Minute
+
 func (p *Peer) full(ctx context.Context, known func(string) string, fn func(directory.Entry) error) (string, error) {
 	start := time.Now()
 	c, err := p.dial(ctx)
@@ -324,9 +328,21 @@ func (p *Peer) full(ctx context.Context, known func(string) string, fn func(dire
 	if err := p.emitGroups(ctx, c, groups, members, fn); err != nil {
 		return "", err
 	}
-	if cur.Mode != modeSync {
+	switch cur.Mode {
+	case modeTimestamp:
+		// An entry changed while the walk was under way, after the walk
+		// had passed it, carries a time before the newest one the walk saw
+		// later: a cursor at that newest time would skip it. The cursor is
+		// therefore no later than the walk's start (less a margin for the
+		// two clocks); the next delta reads a few minutes again, which
+		// changes nothing for entries already in step.
 		cur.Since = maxTS
-	} else {
+		if early := start.Add(-walkClockMargin).UTC().Format("20060102150405Z"); maxTS != "" && hwLess(early, maxTS) {
+			cur.Since = early
+		}
+	case modeStamp:
+		cur.Since = maxTS
+	default:
 		cur.Known = packUUIDs(anchors)
 		var ga []string
 		for _, g := range groups {

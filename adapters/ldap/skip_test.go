@@ -3,6 +3,7 @@ package ldap
 import (
 	"context"
 	"testing"
+	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
 	"github.com/govhub/govhub/adapters/ldap/ldaptest"
@@ -143,5 +144,32 @@ func TestVersionFollowsMemberOf(t *testing.T) {
 	}
 	if a != c {
 		t.Fatalf("a case change alone changed the version: %q %q", a, c)
+	}
+}
+
+// TestTimestampCursorBeforeWalk: without content sync, a full walk's
+// modifyTimestamp cursor is no later than the walk's start (less the
+// clock margin), so an entry changed during the walk, after the walk had
+// passed it, is read by the next delta.
+func TestTimestampCursorBeforeWalk(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.Options{LDIF: ldaptest.ChartLDIF(0)})
+	cfg := rootConfig(s)
+	cfg.ContentSync = "off"
+	cfg.DeltaBy = "modifyTimestamp"
+	p := newPeer(t, cfg)
+	start := time.Now()
+	// An entry modified "now": the newest stamp the walk sees.
+	s.LDAPModify(t, "dn: uid=lisi,"+ldaptest.DeptDN("办公厅")+"\nchangetype: modify\nreplace: mobile\nmobile: 13900000000\n")
+	raw, err := p.Full(context.Background(), func(directory.Entry) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := decodeCursor(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := start.Add(-walkClockMargin + time.Minute).UTC().Format("20060102150405Z")
+	if cur.Mode != modeTimestamp || cur.Since == "" || !hwLess(cur.Since, limit) {
+		t.Fatalf("cursor %+v: want a modifyTimestamp before %s", cur, limit)
 	}
 }
