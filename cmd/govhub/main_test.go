@@ -303,13 +303,7 @@ func TestServe(t *testing.T) {
 // Python's smtplib, read back over IMAPS with imaplib, Chinese subject
 // search included.
 func TestServeMailFlow(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 missing under CI: .ci/run installs it")
-		}
-		t.Skip("python3 not installed")
-	}
+	py := python(t)
 	data := t.TempDir()
 	if _, errs, code := run(t, "pw-of-zhang\n", "--data", data, "user", "add", "zhang@gov.example", "--password-stdin"); code != 0 {
 		t.Fatal(errs)
@@ -374,13 +368,7 @@ func TestBenchStore(t *testing.T) {
 // (the delivery module is not running), shows in `queue list`, and `queue
 // delete` drops it and its body reference.
 func TestQueueCommands(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 missing under CI: .ci/run installs it")
-		}
-		t.Skip("python3 not installed")
-	}
+	py := python(t)
 	data := t.TempDir()
 	if _, errs, code := run(t, "pw-of-wang\n", "--data", data, "user", "add", "wang@gov.example", "--password-stdin"); code != 0 {
 		t.Fatal(errs)
@@ -440,4 +428,17 @@ func TestBenchSMTP(t *testing.T) {
 	if res.Accepted != 60 || res.PerSecond <= 0 || res.UntilReadable <= 0 || res.Deliveries < 2.9*res.PerSecond {
 		t.Fatalf("bench smtp = %+v", res)
 	}
+}
+
+// python returns Debian's python3 for the real-client tests (smtplib,
+// imaplib). CI installs it, so under CI=true its absence fails the test.
+func python(t *testing.T) string {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 missing under CI: .ci/run installs it")
+		}
+		t.Skip("python3 not installed")
+	}
+	return py
 }

@@ -106,28 +106,38 @@ func openQueue(a *app, reg prometheus.Registerer) (*queue.Queue, error) {
 	return q, nil
 }
 
+// smtpConfig is the SMTP server configuration from the config file,
+// shared by the smtp module and webmail's in-process submission so both
+// apply the same limits, department lists and left-person grace.
+func (sv *services) smtpConfig(component string) smtpserver.Config {
+	a := sv.a
+	var groups smtpserver.Groups
+	if d := strings.ToLower(a.cfg.Directory.DepartmentDomain); d != "" {
+		groups = deptGroups{dir: directory.NewStore(a.db, nil), domain: d}
+	}
+	return smtpserver.Config{
+		Groups:         groups,
+		Hostname:       a.cfg.Hostname,
+		TLS:            sv.tls,
+		MaxMessageSize: int64(a.cfg.Store.MaxMessageSize),
+		MaxRecipients:  a.cfg.SMTP.MaxRecipients,
+		MaxConnsPerIP:  a.cfg.SMTP.MaxConnsPerIP,
+		ReadTimeout:    a.cfg.SMTP.Timeout.D(),
+		WriteTimeout:   a.cfg.SMTP.Timeout.D(),
+		LeftGrace:      a.cfg.Store.LeftGrace.D(),
+		Logger:         a.log.With("component", component),
+	}
+}
+
 // listeners returns the sockets of the chosen modules (not yet opened).
 func (sv *services) listeners(want map[string]bool) ([]*listener, []func(context.Context) error, error) {
 	a := sv.a
 	var ls []*listener
 	var jobs []func(context.Context) error
 	if want["smtp"] {
-		var groups smtpserver.Groups
-		if d := strings.ToLower(a.cfg.Directory.DepartmentDomain); d != "" {
-			groups = deptGroups{dir: directory.NewStore(a.db, nil), domain: d}
-		}
-		srv, err := smtpserver.New(a.store, sv.auth, sv.queue, smtpserver.Config{
-			Groups:         groups,
-			Hostname:       a.cfg.Hostname,
-			TLS:            sv.tls,
-			MaxMessageSize: int64(a.cfg.Store.MaxMessageSize),
-			MaxRecipients:  a.cfg.SMTP.MaxRecipients,
-			MaxConnsPerIP:  a.cfg.SMTP.MaxConnsPerIP,
-			ReadTimeout:    a.cfg.SMTP.Timeout.D(),
-			WriteTimeout:   a.cfg.SMTP.Timeout.D(),
-			Logger:         a.log.With("component", "smtp"),
-			Registerer:     sv.reg,
-		})
+		cfg := sv.smtpConfig("smtp")
+		cfg.Registerer = sv.reg
+		srv, err := smtpserver.New(a.store, sv.auth, sv.queue, cfg)
 		if err != nil {
 			return nil, nil, fmt.Errorf("smtp: %w", err)
 		}

@@ -568,13 +568,7 @@ func TestSyncPushAffairsLink(t *testing.T) {
 // every member, nested groups flattened through the cycle, and its body is
 // stored once.
 func TestSyncGroupMailLDAP(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 missing under CI: .ci/run installs it")
-		}
-		t.Skip("python3 not installed")
-	}
+	py := python(t)
 	s := newLDAPSyncConfig(t, ldaptest.ChartLDIF(0)+ldaptest.GroupsLDIF(), false, "", "  department_domain: gov.example\n", "")
 	s.run("--full")
 	if _, errs, code := run(t, "pw-of-sender\n", append(s.base, "user", "add", "sender@gov.example", "--password-stdin")...); code != 0 {

@@ -149,17 +149,9 @@ func (w webSearch) Search(ctx context.Context, accountID int64, q string, limit 
 // submission server of its own (no listener), so the http module works
 // without the smtp module on the same host.
 func mountWebmail(a *app, sv *services, m *sso.Manager, mux *http.ServeMux) error {
-	var groups smtpserver.Groups
 	dir := directory.NewStore(a.db, nil)
 	domain := strings.ToLower(a.cfg.Directory.DepartmentDomain)
-	if domain != "" {
-		groups = deptGroups{dir: dir, domain: domain}
-	}
-	sub, err := smtpserver.New(a.store, sv.auth, sv.queue, smtpserver.Config{
-		Groups: groups, Hostname: a.cfg.Hostname, TLS: sv.tls,
-		MaxMessageSize: int64(a.cfg.Store.MaxMessageSize), MaxRecipients: a.cfg.SMTP.MaxRecipients,
-		LeftGrace: a.cfg.Store.LeftGrace.D(), Logger: a.log.With("component", "webmail-submit"),
-	})
+	sub, err := smtpserver.New(a.store, sv.auth, sv.queue, sv.smtpConfig("webmail-submit"))
 	if err != nil {
 		return fmt.Errorf("webmail: %w", err)
 	}

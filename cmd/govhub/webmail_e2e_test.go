@@ -13,17 +13,6 @@ import (
 	"github.com/govhub/govhub/internal/testbrowser"
 )
 
-func python(t *testing.T) string {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 missing under CI: .ci/run installs it")
-		}
-		t.Skip("python3 not installed")
-	}
-	return py
-}
-
 // step runs chromedp actions with a bound, failing the test with what
 // was being done and the page's URL.
 func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
