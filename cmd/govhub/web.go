@@ -28,42 +28,38 @@ import (
 // add` that no directory knows are found by mail too, so a deployment
 // without a directory still signs people in.
 type people struct {
-	dir          *directory.Store
-	store        *mailcore.Store
-	cfgPeers     func(typ string) []string // peer names of a type
-	departmentOf func(ctx context.Context, p *directory.PersonRecord) string
+	dir   *directory.Store
+	store *mailcore.Store
+	peers map[string][]string // peer names by type (ldap, affairslink)
 }
 
 var _ sso.People = (*people)(nil)
 
 func newPeople(a *app) *people {
-	dir := directory.NewStore(a.db, nil)
-	p := &people{dir: dir, store: a.store}
-	p.cfgPeers = func(typ string) []string {
-		var out []string
-		for _, pc := range a.cfg.Directory.Peers {
-			if pc.Type == typ {
-				out = append(out, pc.Name)
-			}
-		}
-		return out
-	}
-	p.departmentOf = func(ctx context.Context, rec *directory.PersonRecord) string {
-		if len(rec.Memberships) == 0 {
-			return ""
-		}
-		depts, err := dir.Departments(ctx)
-		if err != nil {
-			return ""
-		}
-		for _, d := range depts {
-			if d.ID == rec.Memberships[0].DeptID {
-				return d.Name
-			}
-		}
-		return ""
+	p := &people{dir: directory.NewStore(a.db, nil), store: a.store, peers: map[string][]string{}}
+	for _, pc := range a.cfg.Directory.Peers {
+		p.peers[pc.Type] = append(p.peers[pc.Type], pc.Name)
 	}
 	return p
+}
+
+// department names a person's first department ("" when none). Only
+// the signed-in page shows it, so Find (every sign-in, every portal badge
+// call) does not pay for reading the tree.
+func (p *people) department(ctx context.Context, rec *directory.PersonRecord) string {
+	if len(rec.Memberships) == 0 {
+		return ""
+	}
+	depts, err := p.dir.Departments(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, d := range depts {
+		if d.ID == rec.Memberships[0].DeptID {
+			return d.Name
+		}
+	}
+	return ""
 }
 
 func (p *people) Find(ctx context.Context, key, value string) (sso.Person, error) {
@@ -73,9 +69,9 @@ func (p *people) Find(ctx context.Context, key, value string) (sso.Person, error
 	case "person_id", "employee_no", "mail":
 		rec, err = p.dir.PersonBy(ctx, key, value, nil)
 	case "affairslink_id":
-		rec, err = p.dir.PersonBy(ctx, "anchor", value, p.cfgPeers("affairslink"))
+		rec, err = p.dir.PersonBy(ctx, "anchor", value, p.peers["affairslink"])
 	case "uid":
-		rec, err = p.dir.PersonBy(ctx, "anchor", value, p.cfgPeers("ldap"))
+		rec, err = p.dir.PersonBy(ctx, "anchor", value, p.peers["ldap"])
 	default:
 		return sso.Person{}, fmt.Errorf("identity mapping: unknown key %q", key)
 	}
@@ -96,8 +92,7 @@ func (p *people) Find(ctx context.Context, key, value string) (sso.Person, error
 }
 
 func (p *people) fromRecord(ctx context.Context, rec *directory.PersonRecord) (sso.Person, error) {
-	out := sso.Person{ID: strconv.FormatInt(rec.ID, 10), DisplayName: rec.DisplayName, Status: rec.Status,
-		Department: p.departmentOf(ctx, rec)}
+	out := sso.Person{ID: strconv.FormatInt(rec.ID, 10), DisplayName: rec.DisplayName, Status: rec.Status}
 	if rec.Mail != "" {
 		acct, err := p.store.AccountByAddress(ctx, strings.ToLower(rec.Mail))
 		switch {
@@ -146,7 +141,9 @@ func (p *people) ByAccount(ctx context.Context, accountID int64) (sso.Person, er
 	}
 	rec, err := p.dir.PersonBy(ctx, "mail", acct.Address, nil)
 	if err == nil {
-		return p.fromRecord(ctx, rec)
+		out, err := p.fromRecord(ctx, rec)
+		out.Department = p.department(ctx, rec)
+		return out, err
 	}
 	return sso.Person{AccountID: acct.ID, Address: acct.Address, DisplayName: acct.DisplayName, Status: acct.Status}, nil
 }
